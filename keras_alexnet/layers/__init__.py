@@ -1,0 +1,23 @@
+"""Custom layers of keras_alexnet, all registered for `.keras` round trips."""
+
+from keras_alexnet.layers.device_placement import (
+    DevicePlacement,
+    PlacedConcatenate,
+    PlacedConv2D,
+    PlacedDense,
+    PlacedDropout,
+    PlacedFlatten,
+    PlacedMaxPooling2D,
+)
+from keras_alexnet.layers.local_response_normalization import LocalResponseNormalization
+
+__all__ = [
+    "DevicePlacement",
+    "LocalResponseNormalization",
+    "PlacedConcatenate",
+    "PlacedConv2D",
+    "PlacedDense",
+    "PlacedDropout",
+    "PlacedFlatten",
+    "PlacedMaxPooling2D",
+]

@@ -1,0 +1,113 @@
+"""Local response normalisation across channels (paper, section 3.3)."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from keras_alexnet.layers.device_placement import DevicePlacement
+
+# Paper 3.3: k=2, n=5, alpha=1e-4, beta=0.75. In tf.nn.local_response_normalization terms
+# n=5 is depth_radius=2 (two neighbours each side) and k is `bias`.
+PAPER_DEPTH_RADIUS = 2
+PAPER_BIAS = 2.0
+PAPER_ALPHA = 1e-4
+PAPER_BETA = 0.75
+
+ALPHA_CONVENTIONS = ("paper", "caffe")
+
+
+@keras.saving.register_keras_serializable(package="keras_alexnet")
+class LocalResponseNormalization(DevicePlacement, keras.layers.Layer):
+    """Brightness normalisation across adjacent channels, as in AlexNet.
+
+    Computes `b = a / (k + alpha * sum_{j in window} a_j^2) ** beta` over a window of
+    `n = 2 * depth_radius + 1` channels centred on each channel (clipped at the edges), with
+    `tf.nn.local_response_normalization`. The computation always runs in float32, so under a
+    `mixed_float16`/`mixed_bfloat16` policy the squares and the power neither overflow nor lose
+    precision; the result is cast back to the input's dtype.
+
+    Args:
+        depth_radius: half-width of the channel window; the paper's n=5 is `depth_radius=2`.
+        bias: the paper's k.
+        alpha: the scale of the sum of squares.
+        beta: the exponent.
+        alpha_convention: `"paper"` uses `alpha` as the paper writes it (and as TensorFlow
+            does). `"caffe"` follows Caffe and cuda-convnet, whose `alpha` is divided by the
+            window size n: their `alpha=1e-4` is `1e-4 / 5 = 2e-5` here.
+        device: optional device string; when set, the layer's ops run on that device.
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Example:
+
+    >>> norm = LocalResponseNormalization(name="norm1_a")
+    >>> norm(tf.ones((1, 55, 55, 48))).shape
+    TensorShape([1, 55, 55, 48])
+    """
+
+    def __init__(
+        self,
+        depth_radius: int = PAPER_DEPTH_RADIUS,
+        bias: float = PAPER_BIAS,
+        alpha: float = PAPER_ALPHA,
+        beta: float = PAPER_BETA,
+        alpha_convention: str = "paper",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if isinstance(depth_radius, bool) or not isinstance(depth_radius, int) or depth_radius < 0:
+            raise ValueError(
+                f"depth_radius must be a non-negative integer (the paper's n=5 is "
+                f"depth_radius=2); received depth_radius={depth_radius!r}."
+            )
+        if alpha_convention not in ALPHA_CONVENTIONS:
+            raise ValueError(
+                f"alpha_convention must be one of {ALPHA_CONVENTIONS}: 'paper' uses alpha as "
+                f"written, 'caffe' divides it by the window size 2*depth_radius+1; received "
+                f"alpha_convention={alpha_convention!r}."
+            )
+        for arg_name, value in (("bias", bias), ("alpha", alpha), ("beta", beta)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{arg_name} must be a number; received {arg_name}={value!r}.")
+        self.depth_radius = depth_radius
+        self.bias = float(bias)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.alpha_convention = alpha_convention
+        self.supports_masking = True
+
+    @property
+    def effective_alpha(self) -> float:
+        """The alpha handed to TensorFlow, after the chosen convention."""
+        if self.alpha_convention == "caffe":
+            return self.alpha / (2 * self.depth_radius + 1)
+        return self.alpha
+
+    def call(self, inputs):
+        # LRN needs float32: squares of activations overflow float16 and the power loses
+        # precision in bfloat16. Compute in float32 whatever the policy, hand back the input
+        # dtype so the next layer sees what the policy promises.
+        outputs = tf.nn.local_response_normalization(
+            tf.cast(inputs, tf.float32),
+            depth_radius=self.depth_radius,
+            bias=self.bias,
+            alpha=self.effective_alpha,
+            beta=self.beta,
+        )
+        return tf.cast(outputs, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "depth_radius": self.depth_radius,
+                "bias": self.bias,
+                "alpha": self.alpha,
+                "beta": self.beta,
+                "alpha_convention": self.alpha_convention,
+            }
+        )
+        return config

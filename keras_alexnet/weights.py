@@ -1,0 +1,112 @@
+"""Loading a weights file into a model, with an error that says what does not fit.
+
+Keras 3 matches a `.weights.h5` file (or the weights inside a `.keras` file) to a model by
+position: each layer's weights sit under `layers/<snake_case class name>[_N]/vars/<i>`. A file
+from another class count or another architecture then fails deep inside `variable.assign`
+with a message that does not name the layer, or, worse, loads in part. This module checks the
+file against the model first and names the first layer that does not fit and both shapes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+import zipfile
+
+import h5py
+import keras
+from keras.src.utils import naming
+
+WEIGHTS_SUFFIXES = (".weights.h5", ".keras")
+
+
+def _saved_shapes(h5_file: h5py.File) -> dict[str, list[tuple[int, ...]]]:
+    """Maps each layer key in a Keras weights file to the shapes of its variables, in order."""
+    layers = h5_file.get("layers")
+    if layers is None:
+        return {}
+    shapes = {}
+    for key, group in layers.items():
+        variables = group.get("vars")
+        if variables is None:
+            continue
+        shapes[key] = [tuple(variables[str(i)].shape) for i in range(len(variables))]
+    return shapes
+
+
+def _expected_shapes(model: keras.Model) -> list[tuple[str, keras.layers.Layer, list]]:
+    """The key Keras saves each layer under, the layer, and its variables' shapes."""
+    used: dict[str, int] = {}
+    expected = []
+    for layer in model.layers:
+        base = naming.to_snake_case(layer.__class__.__name__)
+        count = used.get(base, 0)
+        used[base] = count + 1
+        key = base if count == 0 else f"{base}_{count}"
+        expected.append((key, layer, [tuple(v.shape) for v in layer.weights]))
+    return expected
+
+
+def _open_weights(path: str) -> h5py.File:
+    if path.endswith(".keras"):
+        with zipfile.ZipFile(path) as archive:
+            data = archive.read("model.weights.h5")
+        return h5py.File(io.BytesIO(data), "r")
+    return h5py.File(path, "r")
+
+
+def check_weights_fit(model: keras.Model, path: str, allow_unused: bool = False) -> None:
+    """Raises `ValueError` when the weights in `path` do not fit `model`.
+
+    Args:
+        model: a built Keras model.
+        path: a `.weights.h5` or `.keras` file.
+        allow_unused: accept a file that holds more layers than the model, as when the
+            convolutional base of a full model is loaded into `AlexNet(include_top=False)`.
+    """
+    try:
+        with _open_weights(path) as h5_file:
+            saved = _saved_shapes(h5_file)
+    except (OSError, KeyError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"weights={path!r} could not be read as a Keras weights file ({error}). Pass a "
+            "file written by `model.save_weights('x.weights.h5')` or `model.save('x.keras')`."
+        ) from None
+    matched = set()
+    for key, layer, shapes in _expected_shapes(model):
+        if not shapes:
+            continue
+        if key not in saved:
+            raise ValueError(
+                f"The weights file {path!r} does not fit this model: it has no weights for "
+                f"layer '{layer.name}' ({layer.__class__.__name__}, weight shapes {shapes}). "
+                "It was written by a different architecture; build the model it came from."
+            )
+        matched.add(key)
+        if saved[key] != shapes:
+            raise ValueError(
+                f"The weights file {path!r} does not fit this model: layer '{layer.name}' has "
+                f"weight shapes {shapes} in the model but {saved[key]} in the file. A different "
+                "`classes` or input shape? Build the model with the arguments the file was "
+                "saved with."
+            )
+    unused = sorted(key for key, shapes in saved.items() if shapes and key not in matched)
+    if unused and not allow_unused:
+        raise ValueError(
+            f"The weights file {path!r} does not fit this model: it holds weights for layers "
+            f"the model does not have (saved as {unused}). It was written by a larger model; "
+            "build the model it came from."
+        )
+
+
+def load_weights(model: keras.Model, path: str | os.PathLike, allow_unused: bool = False):
+    """Checks that the weights file fits `model` (see `check_weights_fit`), then loads it."""
+    path = os.fspath(path)
+    check_weights_fit(model, path, allow_unused=allow_unused)
+    with warnings.catch_warnings():
+        # The file has been checked layer by layer; Keras still warns about the
+        # bookkeeping containers of functional models that hold no weights.
+        warnings.filterwarnings("ignore", message="Skipping nested container")
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(path)

@@ -1,0 +1,29 @@
+"""Packaging for keras_alexnet. Tool settings (pytest, ruff) live in pyproject.toml."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="keras_alexnet",
+    version="0.1.0",
+    description="The AlexNet of Krizhevsky, Sutskever & Hinton (2012) for TensorFlow 2 / Keras 3",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10,<3.14",
+    packages=find_packages(include=["keras_alexnet", "keras_alexnet.*"]),
+    package_data={"keras_alexnet": ["resources/*.json", "resources/*.md"]},
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.10,<4",
+        "tensorflow-datasets>=4.9.10,<4.10",
+        # tensorflow-datasets imports it when preparing ImageNet but does not declare it.
+        "importlib_resources>=6",
+        "absl-py>=2.1,<3",
+        "numpy>=1.26,<3",
+        "h5py>=3.10,<4",
+        "pillow>=10,<14",
+    ],
+    extras_require={
+        "test": ["pytest>=8,<10", "pytest-timeout>=2.3,<3"],
+    },
+)
