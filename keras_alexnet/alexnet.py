@@ -81,7 +81,8 @@ def AlexNet(
         weights: `None` (random initialisation) or the path to a `.weights.h5` or `.keras`
             file saved from an AlexNet with the same arguments. With `include_top=False`, a
             file from the full model also loads (its top is ignored).
-        input_tensor: optional Keras tensor (output of `keras.Input()`) to use as the input.
+        input_tensor: optional Keras tensor (from `keras.Input()` or a layer's output) to use
+            as the model's input.
         input_shape: optional `(height, width, 3)`. Must be `(227, 227, 3)` with
             `include_top=True`; otherwise at least 67x67, or `None` for any size.
         pooling: with `include_top=False`: `None` for the 4D pool5 output (6x6x256 at
@@ -131,12 +132,7 @@ def AlexNet(
     device = dict(zip(TOWERS, tower_devices or (None, None)))
     kernel_init, ones, zeros = _initializers(init)
 
-    if input_tensor is None:
-        img_input = keras.Input(shape=input_shape, name="images")
-    elif not keras.backend.is_keras_tensor(input_tensor):
-        img_input = keras.Input(tensor=input_tensor, shape=input_shape, name="images")
-    else:
-        img_input = input_tensor
+    img_input = input_tensor if input_tensor is not None else keras.Input(input_shape, name="images")
 
     def conv(filters, size, bias, block, tower, strides=1, padding="same"):
         return PlacedConv2D(
@@ -382,10 +378,10 @@ def _validate_arguments(
 
     source = "input_shape"
     if input_tensor is not None:
-        if not (keras.backend.is_keras_tensor(input_tensor) or tf.is_tensor(input_tensor)):
+        if not keras.backend.is_keras_tensor(input_tensor):
             raise ValueError(
-                "`input_tensor` must be a Keras tensor (from `keras.Input()`) or a tf.Tensor. "
-                f"Received: input_tensor={input_tensor!r}"
+                "`input_tensor` must be a Keras tensor (from `keras.Input()` or a layer's "
+                f"output). Received: input_tensor={input_tensor!r}"
             )
         if input_shape is None:
             input_shape = tuple(input_tensor.shape)[1:]
@@ -479,4 +475,4 @@ def feature_extractor(model: keras.Model) -> keras.Model:
             f"feature_extractor needs an AlexNet built with include_top=True (it reads the fc7 "
             f"features at layer 'concat8'); model {model.name!r} has no such layer."
         ) from None
-    return keras.Model(model.inputs, features, name=f"{model.name}_fc7_features")
+    return keras.Model(model.input, features, name=f"{model.name}_fc7_features")

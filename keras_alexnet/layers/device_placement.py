@@ -3,9 +3,17 @@
 The paper (section 3.2) put half of the kernels on each of two GPUs. In Keras 3 a `tf.device`
 scope around the construction of a functional model is not recorded in the graph, so the
 scope has to be opened each time a layer runs. `DevicePlacement` does that around the whole of
-`Layer.__call__` (variable creation in `build`, the dtype casts and `call`), so every op of the
-layer, and its variables, land on `device`. With `device=None` nothing is scoped and the layer
-runs wherever its caller runs (one replica of a distribution strategy, say).
+`Layer.__call__` (variable creation in `build`, the dtype casts and `call`), so the layer's
+forward ops and its variables land on `device`.
+
+The backward pass needs more: `tf.GradientTape` creates gradient ops under whatever device
+scope is open when `tape.gradient` is called, not where the forward op ran, so without help
+all of tower b's gradients would run on the first device. A placed layer therefore records
+its forward pass on a tape of its own and, through `tf.custom_gradient`, computes its part of
+the backward pass from that tape inside its device scope. Nothing is recomputed.
+
+With `device=None` nothing is scoped and the layer runs wherever its caller runs (one replica
+of a distribution strategy, say), with no custom gradient.
 
 The placed layers are ordinary Keras layers in every other respect:
 `isinstance(model.get_layer("conv1_a"), keras.layers.Conv2D)` holds.
@@ -14,6 +22,7 @@ The placed layers are ordinary Keras layers in every other respect:
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import keras
 import tensorflow as tf
@@ -36,15 +45,65 @@ def _validate_device(device) -> None:
         ) from None
 
 
+def _is_symbolic(inputs) -> bool:
+    return any(keras.backend.is_keras_tensor(x) for x in tf.nest.flatten(inputs))
+
+
 def _scope(device):
     return tf.device(device) if device else contextlib.nullcontext()
+
+
+def _with_placed_gradient(device, call, inputs, kwargs):
+    """Runs `call(inputs, **kwargs)`; its gradients are computed on `device` too."""
+    flat_inputs = tf.nest.flatten(inputs)
+
+    @tf.custom_gradient
+    def forward(*tensors):
+        with tf.GradientTape() as tape:
+            tape.watch(tensors)
+            outputs = call(tf.nest.pack_sequence_as(inputs, list(tensors)), **kwargs)
+
+        def backward(*output_grads, variables=None):
+            sources = list(tensors) + list(variables or [])
+            with tf.device(device):
+                grads = tape.gradient(
+                    outputs,
+                    sources,
+                    output_gradients=list(output_grads),
+                    unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                )
+            input_grads = grads[: len(tensors)]
+            if variables is None:
+                return input_grads
+            return input_grads, grads[len(tensors) :]
+
+        return outputs, backward
+
+    return forward(*flat_inputs)
 
 
 class DevicePlacement:
     """Mixin for a Keras layer: runs the layer's ops and creates its variables on `device`.
 
     Put it first among the bases: `class PlacedConv2D(DevicePlacement, keras.layers.Conv2D)`.
+    The subclass's `call` (its own or the Keras layer's) is wrapped so that, with a device
+    set, its backward pass runs on that device as well; `functools.wraps` keeps the original
+    signature, from which Keras learns whether to pass `training`.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        layer_call = cls.call
+
+        @functools.wraps(layer_call)
+        def call(self, inputs, *args, **call_kwargs):
+            if not self.device or args or not tf.executing_eagerly() and _is_symbolic(inputs):
+                return layer_call(self, inputs, *args, **call_kwargs)
+            return _with_placed_gradient(
+                self.device, functools.partial(layer_call, self), inputs, call_kwargs
+            )
+
+        cls.call = call
 
     def __init__(self, *args, device: str | None = None, **kwargs):
         _validate_device(device)

@@ -1,0 +1,127 @@
+"""LocalResponseNormalization against a NumPy implementation of the paper's formula."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_alexnet import AlexNet
+from keras_alexnet.layers import LocalResponseNormalization
+
+
+def numpy_lrn(a, k=2.0, n=5, alpha=1e-4, beta=0.75):
+    """Paper 3.3, written out: b_i = a_i / (k + alpha * sum_{j=max(0,i-n/2)}^{min(N-1,i+n/2)}
+    a_j^2) ** beta, over the last axis, in float64."""
+    a = np.asarray(a, dtype=np.float64)
+    channels = a.shape[-1]
+    out = np.empty_like(a)
+    for i in range(channels):
+        lo, hi = max(0, i - n // 2), min(channels - 1, i + n // 2)
+        total = np.sum(a[..., lo : hi + 1] ** 2, axis=-1)
+        out[..., i] = a[..., i] / (k + alpha * total) ** beta
+    return out
+
+
+@pytest.fixture
+def activations():
+    # ReLU-like activations large enough that alpha * sum(a^2) is comparable to k=2.
+    return np.random.default_rng(1).uniform(0, 120, (2, 5, 4, 12)).astype("float32")
+
+
+def test_paper_convention_matches_numpy_formula(activations):
+    layer = LocalResponseNormalization()
+    expected = numpy_lrn(activations, k=2.0, n=5, alpha=1e-4, beta=0.75)
+    np.testing.assert_allclose(layer(activations).numpy(), expected, rtol=1e-5)
+    # Not the identity: the normalisation is strong on these inputs.
+    assert np.max(np.abs(expected - activations)) > 10
+
+
+def test_caffe_convention_divides_alpha_by_window(activations):
+    layer = LocalResponseNormalization(alpha_convention="caffe")
+    assert layer.effective_alpha == pytest.approx(2e-5)
+    expected = numpy_lrn(activations, alpha=1e-4 / 5)
+    np.testing.assert_allclose(layer(activations).numpy(), expected, rtol=1e-5)
+    paper = numpy_lrn(activations, alpha=1e-4)
+    assert np.max(np.abs(expected - paper)) > 1
+
+
+def test_other_constants_are_used(activations):
+    layer = LocalResponseNormalization(depth_radius=1, bias=1.0, alpha=3e-4, beta=0.5)
+    expected = numpy_lrn(activations, k=1.0, n=3, alpha=3e-4, beta=0.5)
+    np.testing.assert_allclose(layer(activations).numpy(), expected, rtol=1e-5)
+
+
+def test_same_result_inside_tf_function_and_tf_data(activations):
+    layer = LocalResponseNormalization()
+    eager = layer(activations).numpy()
+    traced = tf.function(layer)(tf.constant(activations)).numpy()
+    mapped = next(iter(tf.data.Dataset.from_tensors(activations).map(layer))).numpy()
+    np.testing.assert_allclose(traced, eager, rtol=1e-6)
+    np.testing.assert_allclose(mapped, eager, rtol=1e-6)
+
+
+def test_towers_normalise_only_within_their_own_channels():
+    """norm1 of the model runs per tower: channel 47 of tower a never sees tower b."""
+    model = AlexNet(include_top=False, input_shape=(67, 67, 3), init="he")
+    probe = keras.Model(
+        model.input,
+        [model.get_layer(n).output for n in ("conv1_a", "conv1_b", "norm1_a", "norm1_b")],
+    )
+    image = np.random.default_rng(2).uniform(0, 255, (1, 67, 67, 3)).astype("float32")
+    conv_a, conv_b, norm_a, norm_b = [t.numpy() for t in probe(image)]
+    np.testing.assert_allclose(norm_a, numpy_lrn(conv_a), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(norm_b, numpy_lrn(conv_b), rtol=1e-4, atol=1e-5)
+    # An LRN across all 96 channels would differ at the boundary (channels 46..49).
+    joint = numpy_lrn(np.concatenate([conv_a, conv_b], axis=-1))
+    boundary = np.concatenate([norm_a, norm_b], axis=-1)[..., 46:50]
+    assert np.max(np.abs(joint[..., 46:50] - boundary)) > 1e-3
+    np.testing.assert_allclose(joint[..., 10:40], norm_a[..., 10:40], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_computes_in_float32_under_mixed_precision(policy, activations, monkeypatch):
+    seen = []
+    real_lrn = tf.nn.local_response_normalization
+
+    def spy(x, **kwargs):
+        seen.append(x.dtype)
+        return real_lrn(x, **kwargs)
+
+    monkeypatch.setattr(tf.nn, "local_response_normalization", spy)
+    keras.config.set_dtype_policy(policy)
+    layer = LocalResponseNormalization()
+    out = layer(activations)
+    assert seen == [tf.float32]
+    assert out.dtype == layer.compute_dtype
+    assert layer.compute_dtype in ("float16", "bfloat16")
+    low = tf.cast(activations, layer.compute_dtype)
+    expected = numpy_lrn(tf.cast(low, tf.float32).numpy())
+    tol = 1e-2 if policy == "mixed_bfloat16" else 2e-3
+    np.testing.assert_allclose(tf.cast(out, tf.float32).numpy(), expected, rtol=tol)
+
+
+def test_config_round_trip_and_serialization():
+    layer = LocalResponseNormalization(
+        depth_radius=3, bias=1.5, alpha=2e-4, beta=0.7, alpha_convention="caffe", name="n"
+    )
+    clone = LocalResponseNormalization.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert isinstance(restored, LocalResponseNormalization)
+    assert restored.get_config() == layer.get_config()
+    assert layer.compute_output_shape((None, 3, 3, 8)) == (None, 3, 3, 8)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"alpha_convention": "cuda"}, "alpha_convention=.cuda."),
+        ({"depth_radius": 2.5}, "depth_radius=2.5"),
+        ({"depth_radius": -1}, "depth_radius=-1"),
+        ({"alpha": "big"}, "alpha=.big."),
+        ({"beta": None}, "beta=None"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LocalResponseNormalization(**kwargs)
