@@ -130,7 +130,14 @@ def AlexNet(
         init=init,
     )
     device = dict(zip(TOWERS, tower_devices or (None, None)))
-    kernel_init, ones, zeros = _initializers(init)
+    ones, zeros = ("zeros", "zeros") if init == "he" else ("ones", "zeros")
+
+    def kernel_init():
+        # A new initializer for every layer: one shared instance with a fixed seed would
+        # draw the same values for both towers.
+        if init == "he":
+            return keras.initializers.HeNormal()
+        return keras.initializers.RandomNormal(mean=0.0, stddev=INIT_STDDEV)
 
     img_input = input_tensor if input_tensor is not None else keras.Input(input_shape, name="images")
 
@@ -141,7 +148,7 @@ def AlexNet(
             strides=strides,
             padding=padding,
             activation="relu",
-            kernel_initializer=kernel_init,
+            kernel_initializer=kernel_init(),
             bias_initializer=bias,
             name=f"conv{block}_{tower}",
             device=device[tower],
@@ -161,7 +168,7 @@ def AlexNet(
         return PlacedDense(
             2048,  # Paper 3.5: 4096 neurons in fc6 and fc7, 2048 per tower.
             activation="relu",
-            kernel_initializer=kernel_init,
+            kernel_initializer=kernel_init(),
             bias_initializer=ones,
             name=f"fc{block}_{tower}",
             device=device[tower],
@@ -212,7 +219,7 @@ def AlexNet(
         x = keras.layers.Dense(
             classes,
             activation=classifier_activation,
-            kernel_initializer=kernel_init,
+            kernel_initializer=kernel_init(),
             bias_initializer=zeros,
             dtype="float32",
             name="predictions",
@@ -224,26 +231,15 @@ def AlexNet(
         elif pooling == "max":
             x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
 
+    inputs = img_input
     if input_tensor is not None:
-        inputs = keras.utils.get_source_inputs(input_tensor)
-    else:
-        inputs = img_input
+        sources = keras.utils.get_source_inputs(input_tensor)
+        inputs = sources[0] if len(sources) == 1 else sources
     model = keras.Model(inputs, x, name=name)
 
     if weights is not None:
         weights_lib.load_weights(model, weights, allow_unused=not include_top)
     return model
-
-
-def _initializers(init):
-    if init == "he":
-        zeros = keras.initializers.Zeros()
-        return keras.initializers.HeNormal(), zeros, zeros
-    return (
-        keras.initializers.RandomNormal(mean=0.0, stddev=INIT_STDDEV),
-        keras.initializers.Ones(),
-        keras.initializers.Zeros(),
-    )
 
 
 def _check_backend():
