@@ -1,0 +1,37 @@
+"""Builds AlexNet and prints its layers and parameter count.
+
+    python scripts/summary.py                      # the paper's 1000-class model
+    python scripts/summary.py --classes=10 --include_top=false --pooling=avg
+"""
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("classes", 1000, "Number of classes of the classifier.", lower_bound=1)
+flags.DEFINE_bool("include_top", True, "Include fc6, fc7 and the classifier.")
+flags.DEFINE_enum("pooling", None, ["avg", "max"], "Global pooling when --include_top=false.")
+flags.DEFINE_list("tower_devices", None, "Two devices for towers a and b, e.g. /GPU:0,/GPU:1.")
+flags.DEFINE_enum("lrn_alpha_convention", "paper", ["paper", "caffe"], "LRN alpha convention.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    import keras_alexnet  # after flag parsing: --help stays fast
+
+    try:
+        model = keras_alexnet.AlexNet(
+            include_top=FLAGS.include_top,
+            pooling=FLAGS.pooling,
+            classes=FLAGS.classes,
+            tower_devices=FLAGS.tower_devices,
+            lrn_alpha_convention=FLAGS.lrn_alpha_convention,
+        )
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+    model.summary(line_length=110)
+    print(f"Total parameters: {model.count_params():,}")
+
+
+if __name__ == "__main__":
+    app.run(main)
