@@ -129,7 +129,7 @@ def AlexNet(
         lrn_alpha_convention=lrn_alpha_convention,
         init=init,
     )
-    device = dict(zip(TOWERS, tower_devices or (None, None)))
+    device = dict(zip(TOWERS, tower_devices or (None, None), strict=True))
     ones, zeros = ("zeros", "zeros") if init == "he" else ("ones", "zeros")
 
     def kernel_init():
@@ -139,7 +139,9 @@ def AlexNet(
             return keras.initializers.HeNormal()
         return keras.initializers.RandomNormal(mean=0.0, stddev=INIT_STDDEV)
 
-    img_input = input_tensor if input_tensor is not None else keras.Input(input_shape, name="images")
+    img_input = (
+        input_tensor if input_tensor is not None else keras.Input(input_shape, name="images")
+    )
 
     def conv(filters, size, bias, block, tower, strides=1, padding="same"):
         return PlacedConv2D(
@@ -304,7 +306,9 @@ def _validate_arguments(
 ):
     """Checks every argument before anything is built; returns the input shape to use."""
     if not isinstance(include_top, bool):
-        raise ValueError(f"`include_top` must be True or False. Received: include_top={include_top!r}")
+        raise ValueError(
+            f"`include_top` must be True or False. Received: include_top={include_top!r}"
+        )
     if weights is not None:
         if not isinstance(weights, (str, os.PathLike)):
             raise ValueError(
@@ -408,7 +412,9 @@ def preprocess_input(x, mean: Sequence[float] = IMAGENET_MEAN_RGB):
         raise ValueError(f"`mean` must hold 3 numbers (R, G, B). Received: mean={mean.tolist()}")
     if tf.is_tensor(x):
         if x.shape.rank is not None and x.shape[-1] != 3:
-            raise ValueError(f"preprocess_input expects (..., 3) RGB images. Received shape {x.shape}")
+            raise ValueError(
+                f"preprocess_input expects (..., 3) RGB images. Received shape {x.shape}"
+            )
         return tf.cast(x, tf.float32) - mean
     x = np.asarray(x)
     if x.ndim < 1 or x.shape[-1] != 3:

@@ -1,7 +1,7 @@
 """Builds AlexNet and prints its layers and parameter count.
 
-    python scripts/summary.py                      # the paper's 1000-class model
-    python scripts/summary.py --classes=10 --include_top=false --pooling=avg
+python scripts/summary.py                      # the paper's 1000-class model
+python scripts/summary.py --classes=10 --include_top=false --pooling=avg
 """
 
 from absl import app, flags

@@ -13,6 +13,7 @@ from keras_alexnet import AlexNet, decode_predictions, feature_extractor, prepro
 from keras_alexnet import weights as weights_lib
 from tests.conftest import run_python
 
+POOLS = ("avg", "max")
 TOWER_LAYERS = ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
 
 
@@ -83,7 +84,8 @@ def test_paper_initialisation_statistics(full_model):
     np.testing.assert_array_equal(predictions.bias.numpy(), 0.0)
     # The two towers are initialised independently.
     assert not np.allclose(
-        full_model.get_layer("conv1_a").kernel.numpy(), full_model.get_layer("conv1_b").kernel.numpy()
+        full_model.get_layer("conv1_a").kernel.numpy(),
+        full_model.get_layer("conv1_b").kernel.numpy(),
     )
 
 
@@ -105,7 +107,7 @@ def test_every_trainable_weight_receives_a_gradient(init, images):
         loss = keras.losses.sparse_categorical_crossentropy(labels, probs)
     grads = tape.gradient(loss, model.trainable_variables)
     assert len(grads) == 2 * 2 * len(TOWER_LAYERS) + 2  # kernel and bias per layer
-    for variable, grad in zip(model.trainable_variables, grads):
+    for variable, grad in zip(model.trainable_variables, grads, strict=True):
         assert grad is not None, variable.path
         assert np.any(grad.numpy() != 0), variable.path
         assert np.all(np.isfinite(grad.numpy())), variable.path
@@ -113,7 +115,7 @@ def test_every_trainable_weight_receives_a_gradient(init, images):
 
 def _block_outputs(model, names, images):
     probe = keras.Model(model.input, [model.get_layer(n).output for n in names])
-    return dict(zip(names, (t.numpy() for t in probe(images, training=False))))
+    return dict(zip(names, (t.numpy() for t in probe(images, training=False)), strict=True))
 
 
 def test_restricted_connectivity(images):
@@ -137,7 +139,11 @@ def test_restricted_connectivity(images):
     kernel = model.get_layer("conv3_a").kernel
     kernel.assign(kernel.numpy() * 1.5)
     assert changed(_block_outputs(model, names, images)) == {
-        "conv3_a", "conv4_a", "conv5_a", "fc6_a", "fc6_b"
+        "conv3_a",
+        "conv4_a",
+        "conv5_a",
+        "fc6_a",
+        "fc6_b",
     }
 
 
@@ -155,7 +161,7 @@ def test_tower_devices_do_not_change_values_or_gradients(images):
             loss = keras.losses.sparse_categorical_crossentropy(labels, probs)
         results.append((probs.numpy(), tape.gradient(loss, model.trainable_variables)))
     np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5, atol=1e-7)
-    for g_plain, g_placed in zip(results[0][1], results[1][1]):
+    for g_plain, g_placed in zip(results[0][1], results[1][1], strict=True):
         np.testing.assert_allclose(g_placed.numpy(), g_plain.numpy(), rtol=1e-4, atol=1e-7)
 
 
@@ -180,7 +186,9 @@ def test_output_shapes(kwargs, output_shape):
 def test_pooling_is_computed_on_pool5():
     image = np.random.default_rng(4).uniform(0, 255, (1, 99, 131, 3)).astype("float32")
     base = AlexNet(include_top=False, input_shape=(99, 131, 3), init="he")
-    pooled = {p: AlexNet(include_top=False, input_shape=(99, 131, 3), pooling=p) for p in ("avg", "max")}
+    pooled = {
+        p: AlexNet(include_top=False, input_shape=(99, 131, 3), pooling=p) for p in ("avg", "max")
+    }
     features = base(image).numpy()
     for pooling, model in pooled.items():
         model.set_weights(base.get_weights())
