@@ -1,0 +1,138 @@
+"""The input pipelines: where the paper's preprocessing is composed, for training and for
+evaluation, in exactly one place.
+
+    train:    decode central square -> 256x256 -> random 227 crop -> random flip
+              -> PCA colour jitter -> mean subtraction            (paper 2 and 4.1)
+    eval:     decode central square -> 256x256 -> central 227 crop -> mean subtraction
+    ten-crop: decode central square -> 256x256 -> 4 corners + centre, and mirrors
+              -> mean subtraction                                 (paper 4.1, test time)
+
+All of it runs in TensorFlow graph ops inside parallel `tf.data` maps; JPEGs are decoded only
+over the central square. Training randomness comes from stateless ops seeded by a seeded
+`tf.data.Dataset.random` stream: the same `seed` gives the same augmented stream, and each
+epoch draws new augmentations.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from keras_alexnet.data import augment, decode
+from keras_alexnet.data.sources import Source
+from keras_alexnet.data.stats import ColorStats
+
+AUTOTUNE = tf.data.AUTOTUNE
+DEFAULT_SHUFFLE_BUFFER = 2048
+
+
+def _tensors(stats: ColorStats):
+    return (
+        tf.constant(stats.mean_rgb, tf.float32),
+        tf.constant(stats.eigenvalues_for_scale(255.0), tf.float32),
+        tf.constant(stats.eigenvectors, tf.float32),
+    )
+
+
+def train_view(encoded: tf.Tensor, seed: tf.Tensor, stats: ColorStats) -> tf.Tensor:
+    """One augmented training view of an encoded image: float32 (227, 227, 3)."""
+    mean, eigenvalues, eigenvectors = _tensors(stats)
+    crop_seed, flip_seed, colour_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, num=3)
+    )
+    image = augment.resize_square(decode.decode_central_square(encoded))
+    image = augment.random_crop(image, crop_seed)
+    image = augment.random_flip(image, flip_seed)
+    image = augment.random_pca_jitter(image, colour_seed, eigenvalues, eigenvectors)
+    return tf.ensure_shape(augment.subtract_mean(image, mean), (227, 227, 3))
+
+
+def eval_view(encoded: tf.Tensor, stats: ColorStats) -> tf.Tensor:
+    """The central 227x227 view of an encoded image, mean subtracted: float32 (227, 227, 3)."""
+    image = augment.resize_square(decode.decode_central_square(encoded))
+    image = augment.center_crop(image)
+    return tf.ensure_shape(augment.subtract_mean(image, _tensors(stats)[0]), (227, 227, 3))
+
+
+def ten_crop_view(encoded: tf.Tensor, stats: ColorStats) -> tf.Tensor:
+    """The paper's ten test views of an encoded image: float32 (10, 227, 227, 3)."""
+    image = augment.resize_square(decode.decode_central_square(encoded))
+    crops = augment.ten_crop(image)
+    return tf.ensure_shape(augment.subtract_mean(crops, _tensors(stats)[0]), (10, 227, 227, 3))
+
+
+def _finish(ds: tf.data.Dataset, batch_size: int, drop_remainder: bool, strict: bool):
+    if not strict:
+        # Backstop for files whose header and trailer look right but whose data does not
+        # decode: TensorFlow logs the error and the example is skipped.
+        ds = ds.ignore_errors(log_warning=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = True
+    return ds.with_options(options).prefetch(AUTOTUNE)
+
+
+def _check_batch_size(batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; received {batch_size!r}.")
+
+
+def train_dataset(
+    source: Source,
+    batch_size: int,
+    stats: ColorStats | None = None,
+    seed: int = 0,
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    strict: bool = False,
+) -> tf.data.Dataset:
+    """Shuffled, augmented training batches: (float32 (B, 227, 227, 3), int32 (B,)).
+
+    One pass over the train split per iteration (wrap in `.repeat()` for more); the last
+    partial batch is dropped so every replica gets equal batches.
+
+    Args:
+        source: where the images come from.
+        batch_size: global batch size.
+        stats: pixel mean and PCA; `source.default_stats` when None.
+        seed: the same seed gives the same stream of examples and augmentations.
+        shuffle_buffer: examples shuffled in memory, as encoded bytes, after the file-level
+            shuffle.
+        strict: fail on an image that does not decode instead of skipping it.
+    """
+    _check_batch_size(batch_size)
+    stats = stats or source.default_stats
+    ds = source.encoded("train", shuffle_seed=seed)
+    if shuffle_buffer > 1:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    ds = tf.data.Dataset.zip((ds, seeds)).map(
+        lambda example, view_seed: (train_view(example[0], view_seed, stats), example[1]),
+        num_parallel_calls=AUTOTUNE,
+    )
+    return _finish(ds, batch_size, drop_remainder=True, strict=strict)
+
+
+def eval_dataset(
+    source: Source,
+    batch_size: int,
+    stats: ColorStats | None = None,
+    split: str = "validation",
+    ten_crop: bool = False,
+    strict: bool = False,
+) -> tf.data.Dataset:
+    """Evaluation batches in a fixed order: (float32 (B, 227, 227, 3), int32 (B,)), or with
+    `ten_crop=True` (float32 (B, 10, 227, 227, 3), int32 (B,))."""
+    _check_batch_size(batch_size)
+    stats = stats or source.default_stats
+    view = ten_crop_view if ten_crop else eval_view
+    ds = source.encoded(split).map(
+        lambda encoded, label: (view(encoded, stats), label), num_parallel_calls=AUTOTUNE
+    )
+    return _finish(ds, batch_size, drop_remainder=False, strict=strict)
+
+
+def stats_images(source: Source, split: str = "train") -> tf.data.Dataset:
+    """The 256x256 central patches of a split, as `compute_stats` should see them."""
+    return source.encoded(split).map(
+        lambda encoded, label: augment.resize_square(decode.decode_central_square(encoded)),
+        num_parallel_calls=AUTOTUNE,
+    )

@@ -1,0 +1,389 @@
+"""Where images come from: tensorflow-datasets (ImageNet from its manual download, any prepared
+dataset), an image folder, or the embedded `alexnet_shapes` set.
+
+Every source is a `Source`: class names, example counts per split, and `encoded(split)`, a
+dataset of `(encoded JPEG/PNG bytes, int32 label)` that the pipeline decodes, keeping only
+the pixels it needs. `images(split)` gives decoded `(uint8 (H, W, 3), int32)` pairs. Splits
+are always called "train" and "validation", whatever the underlying dataset calls them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import os
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from absl import logging
+
+from keras_alexnet.data import decode
+from keras_alexnet.data.stats import IMAGENET_STATS, ColorStats
+
+SPLITS = ("train", "validation")
+IMAGENET_FILES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
+DEFAULT_VALIDATION_FRACTION = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A labelled image dataset with a train and a validation split.
+
+    Attributes:
+        name: what the source is (a tfds name or a folder path).
+        class_names: the class names, indexed by label.
+        num_examples: examples per split, {"train": N, "validation": M}.
+        default_stats: the pixel statistics to use when none are given: ImageNet's for
+            `imagenet2012` (and, as a fallback, for every other source; compute a dataset's own
+            with `scripts/compute_stats.py`).
+        load: `load(split, shuffle_seed)` -> dataset of (encoded bytes, int32 label); shuffled
+            (files and examples) when `shuffle_seed` is not None.
+    """
+
+    name: str
+    class_names: tuple[str, ...]
+    num_examples: dict[str, int]
+    load: Callable[[str, int | None], tf.data.Dataset]
+    default_stats: ColorStats = IMAGENET_STATS
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def encoded(self, split: str, shuffle_seed: int | None = None) -> tf.data.Dataset:
+        """(encoded image bytes, int32 label) pairs of `split`."""
+        _check_split(split)
+        return self.load(split, shuffle_seed)
+
+    def images(self, split: str) -> tf.data.Dataset:
+        """Decoded (uint8 (H, W, 3), int32 label) pairs of `split`, in a fixed order."""
+        return self.encoded(split).map(
+            lambda encoded, label: (decode.decode_image(encoded), label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+
+def _check_split(split):
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}; received split={split!r}.")
+
+
+# --- tensorflow-datasets -------------------------------------------------------------------
+
+
+def _tfds_split_names(builder) -> dict[str, str]:
+    """Maps "train"/"validation" to the builder's split names (or slices of train)."""
+    available = set(builder.info.splits.keys())
+    if "train" not in available:
+        raise ValueError(
+            f"The dataset {builder.name!r} has no 'train' split (it has {sorted(available)}); "
+            "keras_alexnet trains on 'train' and validates on 'validation' or 'test'."
+        )
+    for validation in ("validation", "test"):
+        if validation in available:
+            return {"train": "train", "validation": validation}
+    percent = round(100 * (1 - DEFAULT_VALIDATION_FRACTION))
+    return {"train": f"train[:{percent}%]", "validation": f"train[{percent}%:]"}
+
+
+def source_from_builder(builder, default_stats: ColorStats = IMAGENET_STATS) -> Source:
+    """A `Source` over a prepared tensorflow-datasets builder with (image, label) examples."""
+    keys = builder.info.supervised_keys
+    features = builder.info.features
+    if not keys or len(keys) != 2:
+        raise ValueError(
+            f"The dataset {builder.name!r} has no (image, label) supervised keys; "
+            "keras_alexnet needs an image classification dataset."
+        )
+    image_key, label_key = keys
+    if not isinstance(features[image_key], tfds.features.Image) or not isinstance(
+        features[label_key], tfds.features.ClassLabel
+    ):
+        raise ValueError(
+            f"The dataset {builder.name!r} is not an image classification dataset: its "
+            f"supervised keys are {image_key!r} ({type(features[image_key]).__name__}) and "
+            f"{label_key!r} ({type(features[label_key]).__name__})."
+        )
+    splits = _tfds_split_names(builder)
+
+    def load(split, shuffle_seed):
+        read_config = tfds.ReadConfig(
+            shuffle_seed=shuffle_seed, interleave_cycle_length=16, add_tfds_id=False
+        )
+        ds = builder.as_dataset(
+            split=splits[split],
+            shuffle_files=shuffle_seed is not None,
+            decoders={image_key: tfds.decode.SkipDecoding()},
+            read_config=read_config,
+        )
+        return ds.map(
+            lambda ex: (ex[image_key], tf.cast(ex[label_key], tf.int32)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    num_examples = {
+        split: builder.info.splits[name].num_examples for split, name in splits.items()
+    }
+    return Source(
+        name=builder.name,
+        class_names=tuple(features[label_key].names),
+        num_examples=num_examples,
+        load=load,
+        default_stats=default_stats,
+    )
+
+
+def tfds_source(name: str, data_dir: str | None = None) -> Source:
+    """Any image classification dataset of tensorflow-datasets already prepared in `data_dir`.
+
+    Nothing is downloaded: prepare the dataset beforehand (`tfds build NAME --data_dir=...`
+    on a machine with network access), or use `imagenet_source` for ImageNet.
+    """
+    if name == "imagenet2012":
+        return imagenet_source(data_dir=data_dir)
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise ValueError(
+            f"There is no tensorflow-datasets dataset named {name!r} ({first_line}). Use a name "
+            "from `tfds.list_builders()`, 'alexnet_shapes' for the embedded dataset, or an "
+            "image folder."
+        ) from None
+    if not builder.is_prepared():
+        raise ValueError(
+            f"The dataset {name!r} is not prepared in data_dir={builder.data_dir_root!r}. "
+            f"Nothing is downloaded at run time: prepare it once with `tfds build {name} "
+            f"--data_dir={builder.data_dir_root}` where the network is reachable, or pass the "
+            "data_dir that holds it."
+        )
+    return source_from_builder(builder)
+
+
+def imagenet_source(data_dir: str | None = None, manual_dir: str | None = None) -> Source:
+    """ILSVRC-2012 through tensorflow-datasets, prepared once from your own download.
+
+    Args:
+        data_dir: where the prepared dataset lives (or will be written).
+        manual_dir: the folder holding `ILSVRC2012_img_train.tar` and
+            `ILSVRC2012_img_val.tar`, needed only the first time (default:
+            `<data_dir>/downloads/manual`).
+    """
+    builder = tfds.builder("imagenet2012", data_dir=data_dir)
+    if not builder.is_prepared():
+        manual_dir = manual_dir or os.path.join(builder.data_dir_root, "downloads", "manual")
+        missing = [f for f in IMAGENET_FILES if not os.path.isfile(os.path.join(manual_dir, f))]
+        if missing:
+            raise ValueError(
+                f"imagenet2012 is not prepared in data_dir={builder.data_dir_root!r} and the "
+                f"manual download is incomplete: {', '.join(missing)} not found in "
+                f"manual_dir={manual_dir!r}. Put ILSVRC2012_img_train.tar (138 GB) and "
+                "ILSVRC2012_img_val.tar (6.3 GB) there; they are obtained, after registering, "
+                "from https://image-net.org/download-images (ILSVRC2012). Preparation runs once."
+            )
+        logging.info("Preparing imagenet2012 from %s into %s", manual_dir, builder.data_dir_root)
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
+        )
+    return source_from_builder(builder, default_stats=IMAGENET_STATS)
+
+
+def embedded_source(data_dir: str | None = None) -> Source:
+    """The embedded `alexnet_shapes` dataset, generated locally on first use (seconds)."""
+    from keras_alexnet.data.shapes_dataset import AlexnetShapes
+
+    builder = AlexnetShapes(data_dir=data_dir)
+    if not builder.is_prepared():
+        logging.info("Generating alexnet_shapes into %s", builder.data_dir)
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(try_download_gcs=False)
+        )
+    return source_from_builder(builder)
+
+
+# --- image folders ---------------------------------------------------------------------------
+
+
+def _list_files(folder: str) -> list[str]:
+    """Regular, non-hidden files under `folder`, recursively, sorted."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [os.path.join(root, f) for f in sorted(files) if not f.startswith(".")]
+    return found
+
+
+def _read_ends(path: str) -> tuple[bytes, bytes]:
+    with open(path, "rb") as f:
+        head = f.read(16)
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - 64))
+        return head, f.read()
+
+
+def _is_complete_image(path: str) -> bool:
+    try:
+        return decode.looks_complete(*_read_ends(path))
+    except OSError:
+        return False
+
+
+def _class_folders(folder: str) -> list[str]:
+    if not os.path.isdir(folder):
+        raise ValueError(
+            f"The image folder {folder!r} does not exist or is not a folder. It needs one "
+            "subfolder per class (or train/ and validation/ folders holding them)."
+        )
+    classes = sorted(
+        d for d in os.listdir(folder) if not d.startswith(".") and os.path.isdir(f"{folder}/{d}")
+    )
+    if not classes:
+        raise ValueError(
+            f"The image folder {folder!r} has no class subfolders. Put the images of each class "
+            "in a subfolder named after the class, e.g. cats/001.jpg, dogs/002.png."
+        )
+    return classes
+
+
+def _scan(folder, class_names, strict, required=True):
+    """(paths, labels) of the complete JPEG/PNG files in `folder/<class>/`; warns about the
+    rest, or raises on the first one if `strict`."""
+    paths, labels, skipped = [], [], []
+    for label, name in enumerate(class_names):
+        class_dir = os.path.join(folder, name)
+        files = _list_files(class_dir) if os.path.isdir(class_dir) else []
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            complete = list(pool.map(_is_complete_image, files))
+        good = [f for f, ok in zip(files, complete, strict=True) if ok]
+        for path, ok in zip(files, complete, strict=True):
+            if ok:
+                continue
+            if strict:
+                raise ValueError(
+                    f"{path!r} is not a complete JPEG or PNG image (corrupt, truncated or not "
+                    "an image). Remove or replace it, or run without strict mode to skip it."
+                )
+            skipped.append(path)
+            logging.warning("Skipping %s: not a complete JPEG or PNG image.", path)
+        if not good and required:
+            raise ValueError(
+                f"The class folder {class_dir!r} holds no JPEG or PNG images "
+                f"({len(files)} files, none usable). Add images or remove the folder."
+            )
+        paths += good
+        labels += [label] * len(good)
+    if skipped:
+        logging.warning(
+            "Skipped %d of %d files under %s that are not complete JPEG or PNG images.",
+            len(skipped),
+            len(skipped) + len(paths),
+            folder,
+        )
+    return paths, labels, skipped
+
+
+def _hold_out(paths, labels, fraction, seed):
+    """Splits each class with a seeded permutation: (train paths/labels, validation ...)."""
+    rng = np.random.default_rng(seed)
+    paths, labels = np.asarray(paths), np.asarray(labels)
+    train, validation = [], []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        members = members[rng.permutation(len(members))]
+        count = int(round(fraction * len(members)))
+        if fraction > 0 and len(members) > 1:
+            # Every class is seen in both splits, however small.
+            count = min(max(count, 1), len(members) - 1)
+        elif len(members) <= 1:
+            count = 0
+        validation += members[:count].tolist()
+        train += members[count:].tolist()
+    train, validation = sorted(train), sorted(validation)
+    return (
+        (paths[train].tolist(), labels[train].tolist()),
+        (paths[validation].tolist(), labels[validation].tolist()),
+    )
+
+
+def image_folder_source(
+    folder: str,
+    validation_fraction: float = DEFAULT_VALIDATION_FRACTION,
+    seed: int = 0,
+    strict: bool = False,
+) -> Source:
+    """Images in `folder/<class>/...` (JPEG or PNG), or in `folder/train/<class>/...` and
+    `folder/validation/<class>/...`.
+
+    Without a `validation/` folder, `validation_fraction` of each class is held out with a
+    seeded permutation (the same split every time for the same `seed`). Files that are not
+    complete JPEG or PNG images (corrupt, truncated, other formats) are skipped with a
+    warning naming each, and a count; with `strict=True` the first one is an error instead.
+    """
+    folder = os.fspath(folder)
+    if not 0 <= validation_fraction < 1:
+        raise ValueError(
+            "validation_fraction must be in [0, 1); received "
+            f"validation_fraction={validation_fraction!r}."
+        )
+    train_dir = os.path.join(folder, "train")
+    if os.path.isdir(train_dir):
+        class_names = _class_folders(train_dir)
+        train = _scan(train_dir, class_names, strict)[:2]
+        validation_dir = os.path.join(folder, "validation")
+        if os.path.isdir(validation_dir):
+            unknown = sorted(set(_class_folders(validation_dir)) - set(class_names))
+            if unknown:
+                raise ValueError(
+                    f"{validation_dir!r} has class folders that train/ does not have: {unknown}."
+                )
+            validation = _scan(validation_dir, class_names, strict, required=False)[:2]
+        else:
+            train, validation = _hold_out(*train, validation_fraction, seed)
+    else:
+        class_names = _class_folders(folder)
+        train, validation = _hold_out(
+            *_scan(folder, class_names, strict)[:2], validation_fraction, seed
+        )
+    files = {"train": train, "validation": validation}
+
+    def load(split, shuffle_seed):
+        paths, labels = files[split]
+        ds = tf.data.Dataset.from_tensor_slices(
+            (tf.constant(paths, tf.string), tf.constant(labels, tf.int32))
+        )
+        if shuffle_seed is not None:
+            ds = ds.shuffle(max(len(paths), 1), seed=shuffle_seed, reshuffle_each_iteration=True)
+        return ds.map(
+            lambda path, label: (tf.io.read_file(path), label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    return Source(
+        name=folder,
+        class_names=tuple(class_names),
+        num_examples={split: len(files[split][0]) for split in SPLITS},
+        load=load,
+    )
+
+
+def make_source(
+    dataset: str,
+    data_dir: str | None = None,
+    manual_dir: str | None = None,
+    image_dir: str | None = None,
+    strict: bool = False,
+    seed: int = 0,
+) -> Source:
+    """One entry point for the scripts: `dataset` is "image_folder", "alexnet_shapes",
+    "imagenet2012" or the name of a prepared tensorflow-datasets dataset."""
+    if dataset == "image_folder":
+        if not image_dir:
+            raise ValueError("dataset='image_folder' needs image_dir, the folder of images.")
+        return image_folder_source(image_dir, seed=seed, strict=strict)
+    if dataset == "alexnet_shapes":
+        return embedded_source(data_dir)
+    if dataset == "imagenet2012":
+        return imagenet_source(data_dir=data_dir, manual_dir=manual_dir)
+    return tfds_source(dataset, data_dir=data_dir)

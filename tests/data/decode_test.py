@@ -1,0 +1,54 @@
+"""Decoding only the central square gives the same pixels as decoding all and cropping."""
+
+import numpy as np
+import tensorflow as tf
+
+from keras_alexnet.data import augment, decode
+from tests.data.conftest import encode, random_image
+
+
+def test_jpeg_central_square_equals_full_decode_then_crop():
+    """Portrait and square images are cropped in rows only: exactly the same pixels."""
+    rng = np.random.default_rng(0)
+    for height, width in [(48, 80), (90, 40), (64, 64), (33, 47)]:
+        encoded = encode(random_image(rng, height, width), "JPEG", quality=90)
+        fast = decode.decode_central_square(tf.constant(encoded)).numpy()
+        full = augment.central_square(decode.decode_image(tf.constant(encoded))).numpy()
+        assert fast.shape == (min(height, width), min(height, width), 3)
+        # Identical but for the chroma upsampling of the crop's outer columns (see decode.py).
+        np.testing.assert_array_equal(fast[:, 1:-1], full[:, 1:-1])
+        if height >= width:
+            np.testing.assert_array_equal(fast, full)
+
+
+def test_png_grey_and_alpha_become_rgb():
+    rng = np.random.default_rng(1)
+    rgb = random_image(rng, 30, 50)
+    out = decode.decode_central_square(tf.constant(encode(rgb, "PNG"))).numpy()
+    np.testing.assert_array_equal(out, rgb[:, 10:40])
+    grey = random_image(rng, 20, 20, channels=1)
+    out = decode.decode_central_square(tf.constant(encode(grey, "PNG"))).numpy()
+    np.testing.assert_array_equal(out, np.repeat(grey[..., None], 3, axis=-1))
+    rgba = np.concatenate([rgb, np.full((30, 50, 1), 128, np.uint8)], axis=-1)
+    out = decode.decode_central_square(tf.constant(encode(rgba, "PNG"))).numpy()
+    np.testing.assert_array_equal(out, rgb[:, 10:40])
+
+
+def test_decode_inside_tf_data():
+    encoded = encode(random_image(np.random.default_rng(2), 40, 60), "JPEG")
+    eager = decode.decode_central_square(tf.constant(encoded)).numpy()
+    mapped = next(iter(tf.data.Dataset.from_tensors(encoded).map(decode.decode_central_square)))
+    np.testing.assert_array_equal(mapped.numpy(), eager)
+
+
+def test_looks_complete():
+    jpeg = encode(random_image(np.random.default_rng(3)), "JPEG")
+    png = encode(random_image(np.random.default_rng(3)), "PNG")
+    assert decode.looks_complete(jpeg[:16], jpeg[-64:])
+    assert decode.looks_complete(png[:16], png[-64:])
+    assert decode.looks_complete(jpeg[:16], jpeg[-64:] + b"\x00" * 8)  # trailing padding
+    assert not decode.looks_complete(jpeg[:16], jpeg[: len(jpeg) // 2][-64:])  # truncated
+    assert not decode.looks_complete(png[:16], png[:-20][-64:])
+    assert not decode.looks_complete(b"", b"")
+    assert not decode.looks_complete(b"hello world", b"hello world")
+    assert not decode.looks_complete(b"GIF89a", b"\x3b")

@@ -1,0 +1,65 @@
+"""Pixel statistics: streamed mean and PCA against NumPy over the same pixels."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_alexnet.data import stats as stats_lib
+
+
+def test_compute_stats_matches_numpy():
+    rng = np.random.default_rng(0)
+    mixing = np.array([[0.8, 0.1, 0.0], [0.5, 0.4, 0.1], [0.3, 0.1, 0.5]])
+    images = []
+    for _ in range(6):
+        noise = rng.normal(0, 50, (20, 30, 3)) @ mixing.T + [120, 110, 100]
+        images.append(np.clip(noise, 0, 255).astype(np.uint8))
+    ds = tf.data.Dataset.from_generator(
+        lambda: iter(images), output_signature=tf.TensorSpec((None, None, 3), tf.uint8)
+    )
+    result = stats_lib.compute_stats(ds)
+    pixels = np.concatenate([im.reshape(-1, 3) for im in images]).astype(np.float64)
+    np.testing.assert_allclose(result.mean_rgb, pixels.mean(axis=0), rtol=1e-9)
+    covariance = np.cov((pixels / 255).T, bias=True)
+    values, vectors = np.linalg.eigh(covariance)
+    np.testing.assert_allclose(result.eigenvalues, values[::-1], rtol=1e-7)
+    for i in range(3):
+        p = np.asarray(result.eigenvectors)[:, i]
+        np.testing.assert_allclose(covariance @ p, values[::-1][i] * p, atol=1e-9)
+        assert p[0] <= 0
+    assert result.num_images == 6 and result.num_pixels == 6 * 20 * 30
+
+
+def test_imagenet_default_and_scale():
+    np.testing.assert_allclose(
+        stats_lib.IMAGENET_STATS.eigenvalues_for_scale(255.0), [55.4625, 4.794, 1.1475], rtol=1e-6
+    )
+    vectors = np.asarray(stats_lib.IMAGENET_STATS.eigenvectors)
+    np.testing.assert_allclose(vectors.T @ vectors, np.eye(3), atol=2e-3)  # orthonormal columns
+
+
+def test_save_and_load_round_trip(tmp_path):
+    path = tmp_path / "sub" / "stats.json"
+    stats_lib.save_stats(stats_lib.IMAGENET_STATS, path)
+    assert stats_lib.load_stats(path) == stats_lib.IMAGENET_STATS
+    assert json.loads(path.read_text())["mean_rgb"] == [123.68, 116.78, 103.94]
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        stats_lib.load_stats(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="not a valid statistics JSON"):
+        stats_lib.load_stats(bad)
+    bad.write_text(json.dumps({"mean_rgb": [1, 2], "eigenvalues": [1, 2, 3], "eigenvectors": []}))
+    with pytest.raises(ValueError, match=r"received mean_rgb=\[1.0, 2.0\]"):
+        stats_lib.load_stats(bad)
+
+
+def test_empty_dataset_is_an_error():
+    empty = tf.data.Dataset.from_tensor_slices(tf.zeros((0, 4, 4, 3), tf.uint8))
+    with pytest.raises(ValueError, match="empty dataset"):
+        stats_lib.compute_stats(empty)
