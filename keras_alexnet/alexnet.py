@@ -50,6 +50,12 @@ DROPOUT_RATE = 0.5
 # positive inputs"), 0 in conv1, conv3 and fc8.
 INIT_STDDEV = 0.01
 INITIALIZATIONS = ("paper", "he")
+# For init="he": the standard deviation of mean-subtracted RGB pixels on the 0..255 scale
+# (ImageNet's per-channel values are about 58, 57 and 57). He-normal weights assume
+# unit-variance inputs, and plain SGD on conv1 diverges at lr=0.01 when its inputs are 58
+# times larger (measured: loss NaN within the first epoch), so the "he" model first divides
+# its input by this fixed number (layer `input_scaling`, no weights).
+PIXEL_STDDEV = 58.0
 
 TOWERS = ("a", "b")
 POOLINGS = (None, "avg", "max")
@@ -101,9 +107,12 @@ def AlexNet(
             (alpha divided by the window size 5, as Caffe and cuda-convnet define it). See
             `keras_alexnet.layers.LocalResponseNormalization`.
         init: `"paper"`: weights N(0, 0.01), biases 1 in conv2, conv4, conv5, fc6, fc7 and 0
-            elsewhere (paper 5). `"he"`: He-normal weights and zero biases, which start to
-            learn at once where the paper's small weights leave a deep stack of ReLUs with a
-            vanishing signal for the first epochs (small datasets, few epochs, fine-tuning).
+            elsewhere (paper 5). `"he"`: He-normal weights, zero biases, and a fixed
+            `input_scaling` layer dividing the (mean-subtracted 0..255) input by 58, so that
+            conv1 sees unit-variance inputs as He's scaling assumes. On small datasets and
+            short runs the paper's initialisation can sit at chance for several epochs
+            (measured on the embedded alexnet_shapes set at lr 0.01: 10% validation accuracy
+            after 3 epochs); "he" starts to learn at once. Same inputs, same weights layout.
 
     Returns:
         A `keras.Model`.
@@ -183,8 +192,12 @@ def AlexNet(
         # A tower reads the other tower's activations: concatenated on its own device.
         return PlacedConcatenate(name=f"concat{block}_{tower}", device=device[tower])(tensors)
 
+    x = img_input
+    if init == "he":
+        x = keras.layers.Rescaling(1.0 / PIXEL_STDDEV, name="input_scaling")(x)
+
     # Block 1: 96 kernels of 11x11x3, stride 4, no padding, 48 per tower (paper 3.5).
-    x = {t: conv(48, 11, zeros, 1, t, strides=4, padding="valid")(img_input) for t in TOWERS}
+    x = {t: conv(48, 11, zeros, 1, t, strides=4, padding="valid")(x) for t in TOWERS}
     x = {t: norm(1, t)(x[t]) for t in TOWERS}  # (B, 55, 55, 48) each
     x = {t: pool(1, t)(x[t]) for t in TOWERS}  # (B, 27, 27, 48)
 

@@ -89,12 +89,19 @@ def test_paper_initialisation_statistics(full_model):
     )
 
 
-def test_he_initialisation_alternative():
-    model = AlexNet(include_top=False, input_shape=(67, 67, 3), init="he")
-    kernel = model.get_layer("conv2_a").kernel.numpy()
-    fan_in = 5 * 5 * 48
-    assert abs(kernel.std() - np.sqrt(2.0 / fan_in)) < 0.1 * np.sqrt(2.0 / fan_in)
-    np.testing.assert_array_equal(model.get_layer("conv2_a").bias.numpy(), 0.0)
+def test_he_initialisation_alternative(images):
+    model = AlexNet(classes=10, init="he", classifier_activation=None)
+    for name, fan_in in (("conv1_b", 11 * 11 * 3), ("conv2_a", 5 * 5 * 48)):
+        layer = model.get_layer(name)
+        expected = np.sqrt(2.0 / fan_in)
+        assert abs(layer.kernel.numpy().std() - expected) < 0.1 * expected, name
+        np.testing.assert_array_equal(layer.bias.numpy(), 0.0)
+    # The fixed input scaling: conv1 sees the mean-subtracted 0..255 pixels divided by 58.
+    assert model.get_layer("input_scaling").scale == pytest.approx(1 / 58.0)
+    assert "input_scaling" not in [layer.name for layer in AlexNet(classes=10).layers]
+    # On mean-subtracted 0..255 pixels the logits start at a sane scale (no overflow).
+    logits = model(preprocess_input(images)).numpy()
+    assert 0.05 < logits.std() < 20
 
 
 @pytest.mark.parametrize("init", ["paper", "he"])

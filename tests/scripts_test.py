@@ -30,3 +30,34 @@ def test_readme_python_example_runs():
     assert blocks
     result = run_python(["-c", blocks[0] + "\nassert features.shape == (2, 4096)\n"])
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_compute_stats_on_an_image_folder(image_folder, tmp_path):
+    from keras_alexnet.data import eval_dataset, image_folder_source, load_stats
+
+    output = tmp_path / "out" / "stats.json"
+    result = run_python(
+        [
+            "scripts/compute_stats.py",
+            "--dataset=image_folder",
+            f"--image_dir={image_folder}",
+            f"--output={output}",
+        ]
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    stats = load_stats(output)
+    # Every decodable training image is measured; fox/garbled.jpg, if in train, is skipped.
+    source = image_folder_source(image_folder)
+    decodable = sum(int(x.shape[0]) for x, _ in eval_dataset(source, 4, split="train"))
+    assert stats.num_images == decodable
+    assert all(0 < v < 255 for v in stats.mean_rgb)
+    assert f"Wrote {output}" in result.stdout
+
+
+def test_compute_stats_bad_flags():
+    result = run_python(["scripts/compute_stats.py"])
+    assert result.returncode != 0 and "--output" in result.stderr
+    result = run_python(
+        ["scripts/compute_stats.py", "--dataset=no_such_set", "--output=/tmp/x.json"]
+    )
+    assert result.returncode != 0 and "no_such_set" in result.stderr

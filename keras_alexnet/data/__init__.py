@@ -9,7 +9,13 @@ from keras_alexnet.data.sources import (
     make_source,
     tfds_source,
 )
-from keras_alexnet.data.stats import IMAGENET_STATS, ColorStats, compute_stats, load_stats, save_stats
+from keras_alexnet.data.stats import (
+    IMAGENET_STATS,
+    ColorStats,
+    compute_stats,
+    load_stats,
+    save_stats,
+)
 
 __all__ = [
     "IMAGENET_STATS",

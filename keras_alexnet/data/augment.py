@@ -43,7 +43,10 @@ def resize_square(image: tf.Tensor, size: int = RESIZE_SIZE) -> tf.Tensor:
 
 
 def rescale_and_center(image: tf.Tensor, size: int = RESIZE_SIZE) -> tf.Tensor:
-    """Paper 2: shorter side to `size`, central `size` x `size` patch. (H, W, C) -> (size, size, C)."""
+    """Paper 2: shorter side to `size`, then the central `size` x `size` patch.
+
+    (H, W, C) -> float32 (size, size, C); the same as `resize_square(central_square(image))`.
+    """
     return resize_square(central_square(image), size)
 
 

@@ -130,9 +130,11 @@ def eval_dataset(
     return _finish(ds, batch_size, drop_remainder=False, strict=strict)
 
 
-def stats_images(source: Source, split: str = "train") -> tf.data.Dataset:
-    """The 256x256 central patches of a split, as `compute_stats` should see them."""
-    return source.encoded(split).map(
+def stats_images(source: Source, split: str = "train", strict: bool = False) -> tf.data.Dataset:
+    """The 256x256 central patches of a split, as `compute_stats` should see them; images
+    that do not decode are skipped (an error with `strict=True`), as in training."""
+    ds = source.encoded(split).map(
         lambda encoded, label: augment.resize_square(decode.decode_central_square(encoded)),
         num_parallel_calls=AUTOTUNE,
     )
+    return ds if strict else ds.ignore_errors(log_warning=True)

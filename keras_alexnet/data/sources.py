@@ -123,9 +123,7 @@ def source_from_builder(builder, default_stats: ColorStats = IMAGENET_STATS) -> 
             num_parallel_calls=tf.data.AUTOTUNE,
         )
 
-    num_examples = {
-        split: builder.info.splits[name].num_examples for split, name in splits.items()
-    }
+    num_examples = {split: builder.info.splits[name].num_examples for split, name in splits.items()}
     return Source(
         name=builder.name,
         class_names=tuple(features[label_key].names),

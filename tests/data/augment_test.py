@@ -102,7 +102,9 @@ def test_ten_crop_matches_numpy_reference():
 
 def test_pca_zero_alpha_is_identity():
     image = np.random.default_rng(0).uniform(0, 255, (8, 9, 3)).astype(np.float32)
-    out = both_ways(augment.add_pca_offset, image, np.zeros(3, np.float32), EIGENVALUES, EIGENVECTORS)
+    out = both_ways(
+        augment.add_pca_offset, image, np.zeros(3, np.float32), EIGENVALUES, EIGENVECTORS
+    )
     np.testing.assert_array_equal(out, image)
 
 
@@ -139,7 +141,9 @@ def test_pca_offsets_have_the_papers_covariance():
     ds = tf.data.Dataset.from_tensor_slices(tf.constant([[s, 11] for s in range(5)], tf.int64))
     mapped = [
         x.numpy()
-        for x in ds.map(lambda seed: augment.random_pca_jitter(zero, seed, EIGENVALUES, EIGENVECTORS))
+        for x in ds.map(
+            lambda seed: augment.random_pca_jitter(zero, seed, EIGENVALUES, EIGENVECTORS)
+        )
     ]
     np.testing.assert_allclose(np.stack(mapped)[:, 0, 0], offsets[:5], rtol=1e-6)
 

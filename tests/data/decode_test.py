@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_alexnet.data import augment, decode
-from tests.data.conftest import encode, random_image
+from tests.conftest import encode, random_image
 
 
 def test_jpeg_central_square_equals_full_decode_then_crop():

@@ -7,7 +7,7 @@ import tensorflow as tf
 from keras_alexnet.data import augment, decode, eval_dataset, image_folder_source, train_dataset
 from keras_alexnet.data.pipeline import eval_view, ten_crop_view, train_view
 from keras_alexnet.data.stats import IMAGENET_STATS
-from tests.data.conftest import encode, random_image
+from tests.conftest import encode, random_image
 
 MEAN = np.asarray(IMAGENET_STATS.mean_rgb, np.float32)
 

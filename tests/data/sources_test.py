@@ -20,7 +20,7 @@ from keras_alexnet.data import (
     tfds_source,
 )
 from keras_alexnet.data.shapes_dataset import CLASS_NAMES, draw_example
-from tests.data.conftest import encode, random_image, write
+from tests.conftest import encode, random_image, write
 
 GOOD_PER_CLASS = 6
 
@@ -124,7 +124,9 @@ def test_tfds_dataset_that_is_not_prepared(tmp_path):
 
 def test_tfds_split_names():
     def fake(*splits):
-        return types.SimpleNamespace(name="x", info=types.SimpleNamespace(splits=dict.fromkeys(splits)))
+        return types.SimpleNamespace(
+            name="x", info=types.SimpleNamespace(splits=dict.fromkeys(splits))
+        )
 
     assert sources._tfds_split_names(fake("train", "validation", "test")) == {
         "train": "train",
@@ -175,9 +177,7 @@ def test_imagenet2012_from_fake_tars_through_the_manual_dir(tmp_path):
     manual.mkdir()
     jpeg = lambda: encode(random_image(rng, 40, 50), "JPEG")  # noqa: E731
     synsets = {"n01440764": 0, "n01443537": 1}  # tench, goldfish
-    inner = {
-        f"{s}.tar": _tar_bytes({f"{s}_{i}.JPEG": jpeg() for i in range(2)}) for s in synsets
-    }
+    inner = {f"{s}.tar": _tar_bytes({f"{s}_{i}.JPEG": jpeg() for i in range(2)}) for s in synsets}
     (manual / "ILSVRC2012_img_train.tar").write_bytes(_tar_bytes(inner))
     val = {f"ILSVRC2012_val_{i:08d}.JPEG": jpeg() for i in (1, 2, 3)}
     (manual / "ILSVRC2012_img_val.tar").write_bytes(_tar_bytes(val))
@@ -189,8 +189,11 @@ def test_imagenet2012_from_fake_tars_through_the_manual_dir(tmp_path):
     # Validation labels come from tfds' list, in file-name order.
     import tensorflow_datasets as tfds
 
-    with open(os.path.join(os.path.dirname(tfds.__file__), "datasets", "imagenet2012",
-                           "validation_labels.txt")) as f:
+    with open(
+        os.path.join(
+            os.path.dirname(tfds.__file__), "datasets", "imagenet2012", "validation_labels.txt"
+        )
+    ) as f:
         expected = [source.class_names.index(s) for s in f.read().split()[:3]]
     assert sorted(_labels(source, "validation")) == sorted(expected)
     batch, labels = next(iter(eval_dataset(source, 3)))
