@@ -43,9 +43,8 @@ def main(argv):
     data.save_stats(stats, FLAGS.output)
     mean = [round(v, 2) for v in stats.mean_rgb]
     eigenvalues = [round(v, 5) for v in stats.eigenvalues]
-    print(
-        f"Wrote {FLAGS.output}: {stats.num_images} images, mean RGB {mean}, eigenvalues {eigenvalues}"
-    )
+    print(f"Wrote {FLAGS.output}: {stats.num_images} images, mean RGB {mean},", end=" ")
+    print(f"eigenvalues {eigenvalues}")
 
 
 if __name__ == "__main__":
