@@ -52,7 +52,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
         grid = rng.uniform(0, 1, (rng.integers(3, 7),) * 2)
         t = np.asarray(Image.fromarray(np.uint8(grid * 255)).resize((size, size), Image.BICUBIC))
         t = t / 255.0
-    contrast = rng.uniform(0.2, 0.6)  # keep the texture weaker than the shape
+    contrast = rng.uniform(0.1, 0.35)  # keep the texture weaker than the shape
     return a + (b - a) * (t * contrast)[..., None]
 
 
@@ -79,7 +79,7 @@ def _shape_mask(name, rng, size):
     """An 'L' mask image with the shape drawn in 255."""
     mask = Image.new("L", (size, size), 0)
     draw = ImageDraw.Draw(mask)
-    radius = rng.uniform(0.18, 0.40) * size
+    radius = rng.uniform(0.25, 0.42) * size
     cx, cy = rng.uniform(radius, size - radius, 2)
     rotation = rng.uniform(0, 2 * math.pi)
 
