@@ -21,17 +21,23 @@ from keras.src.utils import naming
 WEIGHTS_SUFFIXES = (".weights.h5", ".keras")
 
 
+# Layers without weights that still change the numbers: a file saved with one must not load
+# silently into a model without it, or the other way round. `AlexNet(init="he")` has a
+# fixed Rescaling layer that `init="paper"` has not.
+_WEIGHTLESS_BUT_SIGNIFICANT = ("rescaling",)
+
+
 def _saved_shapes(h5_file: h5py.File) -> dict[str, list[tuple[int, ...]]]:
-    """Maps each layer key in a Keras weights file to the shapes of its variables, in order."""
+    """Maps each layer key in a Keras weights file to the shapes of its variables, in order
+    (an empty list for a layer without variables)."""
     layers = h5_file.get("layers")
     if layers is None:
         return {}
     shapes = {}
     for key, group in layers.items():
         variables = group.get("vars")
-        if variables is None:
-            continue
-        shapes[key] = [tuple(variables[str(i)].shape) for i in range(len(variables))]
+        count = 0 if variables is None else len(variables)
+        shapes[key] = [tuple(variables[str(i)].shape) for i in range(count)]
     return shapes
 
 
@@ -74,7 +80,18 @@ def check_weights_fit(model: keras.Model, path: str, allow_unused: bool = False)
             "file written by `model.save_weights('x.weights.h5')` or `model.save('x.keras')`."
         ) from None
     matched = set()
-    for key, layer, shapes in _expected_shapes(model):
+    expected = _expected_shapes(model)
+    for name in _WEIGHTLESS_BUT_SIGNIFICANT:
+        in_model = [layer.name for key, layer, _ in expected if key == name]
+        if bool(in_model) != (name in saved):
+            where = "the model has" if in_model else "the file was saved from a model with"
+            raise ValueError(
+                f"The weights file {path!r} does not fit this model: {where} a fixed "
+                f"{name} layer ({in_model[0] if in_model else 'input_scaling'}) that the "
+                "other has not; for AlexNet that is init='he' against init='paper'. Build the "
+                "model with the `init` the file was saved with."
+            )
+    for key, layer, shapes in expected:
         if not shapes:
             continue
         if key not in saved:

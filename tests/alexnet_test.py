@@ -194,7 +194,7 @@ def test_pooling_is_computed_on_pool5():
     image = np.random.default_rng(4).uniform(0, 255, (1, 99, 131, 3)).astype("float32")
     base = AlexNet(include_top=False, input_shape=(99, 131, 3), init="he")
     pooled = {
-        p: AlexNet(include_top=False, input_shape=(99, 131, 3), pooling=p) for p in ("avg", "max")
+        p: AlexNet(include_top=False, input_shape=(99, 131, 3), pooling=p, init="he") for p in POOLS
     }
     features = base(image).numpy()
     for pooling, model in pooled.items():
@@ -231,7 +231,7 @@ def test_dropout_is_active_in_training_only(images):
     a, b = model(x, training=False).numpy(), model(x, training=False).numpy()
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(model(x, training=True).numpy(), a)
-    no_dropout = AlexNet(classes=5, dropout_rate=0.0)
+    no_dropout = AlexNet(classes=5, dropout_rate=0.0, init="he")
     no_dropout.set_weights(model.get_weights())
     np.testing.assert_allclose(no_dropout(x, training=True).numpy(), a, rtol=1e-5)
 
@@ -279,19 +279,31 @@ def test_weights_file_round_trip(tmp_path, images):
     path = str(tmp_path / "alexnet.weights.h5")
     model.save_weights(path)
     x = preprocess_input(images)
-    reloaded = AlexNet(classes=4, weights=path)
+    reloaded = AlexNet(classes=4, init="he", weights=path)
     np.testing.assert_allclose(reloaded(x).numpy(), model(x).numpy(), rtol=1e-6)
     keras_path = str(tmp_path / "alexnet.keras")
     model.save(keras_path)
-    from_keras = AlexNet(classes=4, weights=keras_path)
+    from_keras = AlexNet(classes=4, init="he", weights=keras_path)
     np.testing.assert_allclose(from_keras(x).numpy(), model(x).numpy(), rtol=1e-6)
+
+
+def test_weights_of_the_other_init_are_refused(tmp_path):
+    """init="he" adds a fixed input scaling without weights: a file must not cross over."""
+    path = str(tmp_path / "he.weights.h5")
+    AlexNet(classes=4, init="he").save_weights(path)
+    with pytest.raises(ValueError, match=r"saved from a model with a fixed rescaling.*init='he'"):
+        AlexNet(classes=4, weights=path)
+    path = str(tmp_path / "paper.weights.h5")
+    AlexNet(classes=4).save_weights(path)
+    with pytest.raises(ValueError, match=r"the model has a fixed rescaling layer \(input_scaling"):
+        AlexNet(classes=4, init="he", weights=path)
 
 
 def test_convolutional_base_loads_from_full_model_weights(tmp_path):
     full = AlexNet(classes=4, init="he")
     path = str(tmp_path / "full.weights.h5")
     full.save_weights(path)
-    base = AlexNet(include_top=False, weights=path)
+    base = AlexNet(include_top=False, init="he", weights=path)
     for name in TOWER_LAYERS[:5]:
         for tower in "ab":
             np.testing.assert_array_equal(

@@ -42,8 +42,9 @@ def train_view(encoded: tf.Tensor, seed: tf.Tensor, stats: ColorStats) -> tf.Ten
     image = augment.resize_square(decode.decode_central_square(encoded))
     image = augment.random_crop(image, crop_seed)
     image = augment.random_flip(image, flip_seed)
-    image = augment.random_pca_jitter(image, colour_seed, eigenvalues, eigenvectors)
-    return tf.ensure_shape(augment.subtract_mean(image, mean), (227, 227, 3))
+    # PCA jitter and mean subtraction are both per-channel shifts: one pass over the pixels.
+    offset = augment.random_pca_offset(colour_seed, eigenvalues, eigenvectors)
+    return tf.ensure_shape(augment.subtract_mean(image, mean - offset), (227, 227, 3))
 
 
 def eval_view(encoded: tf.Tensor, stats: ColorStats) -> tf.Tensor:

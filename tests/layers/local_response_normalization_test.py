@@ -62,7 +62,10 @@ def test_same_result_inside_tf_function_and_tf_data(activations):
 
 def test_towers_normalise_only_within_their_own_channels():
     """norm1 of the model runs per tower: channel 47 of tower a never sees tower b."""
-    model = AlexNet(include_top=False, input_shape=(67, 67, 3), init="he")
+    model = AlexNet(include_top=False, input_shape=(67, 67, 3))
+    for tower in "ab":  # large activations, so that neighbouring channels matter
+        kernel = model.get_layer(f"conv1_{tower}").kernel
+        kernel.assign(kernel * 10.0)
     probe = keras.Model(
         model.input,
         [model.get_layer(n).output for n in ("conv1_a", "conv1_b", "norm1_a", "norm1_b")],
