@@ -33,23 +33,24 @@ def test_image_folder_skips_bad_files_with_named_warnings(image_folder, caplog):
     with caplog.at_level(logging.WARNING):
         source = image_folder_source(image_folder, validation_fraction=0.25, seed=3)
     assert source.class_names == ("cat", "dog", "fox")
-    # fox/garbled.jpg passes the quick header/trailer check: it is caught at decode time.
-    assert source.num_examples == {"train": 13, "validation": 6}
+    assert source.num_examples == {"train": 12, "validation": 6}
     messages = "\n".join(r.getMessage() for r in caplog.records)
     for bad in ("cat/truncated.jpg", "dog/notes.txt", "dog/empty.jpg"):
-        assert bad in messages
-    assert "Skipped 3 of 22 files" in messages
+        assert f"{bad}: not a complete JPEG or PNG image" in messages
+    # Intact ends, damaged data: found by the decoding pass of a small folder.
+    assert "fox/garbled.jpg: its image data does not decode" in messages
+    assert "Skipped 4 of 22 files" in messages
     assert ".DS_Store" not in messages
     # Nothing good is lost: every good image is in exactly one split, labels by folder.
     train, validation = _labels(source, "train"), _labels(source, "validation")
-    assert sorted(train + validation) == [0] * 6 + [1] * 6 + [2] * 7
+    assert sorted(train + validation) == [0] * 6 + [1] * 6 + [2] * 6
     assert sorted(validation) == [0, 0, 1, 1, 2, 2]  # stratified: 25% of each class
 
 
-def test_image_folder_decode_backstop_skips_garbled_file_but_keeps_the_rest(image_folder):
-    """fox/garbled.jpg has a JPEG header and trailer but no image: it passes the quick check
-    and fails to decode; the pipeline skips it (strict mode would fail)."""
-    source = image_folder_source(image_folder, validation_fraction=0.0)
+def test_pipeline_backstop_skips_undecodable_file_but_keeps_the_rest(image_folder):
+    """Without the decoding pass (large folders), fox/garbled.jpg passes the quick check and
+    fails to decode in the pipeline, which skips it (strict mode fails instead)."""
+    source = image_folder_source(image_folder, validation_fraction=0.0, verify=False)
     assert source.num_examples["train"] == 19  # 18 good + the garbled one
     images = sum(int(x.shape[0]) for x, _ in eval_dataset(source, 4, split="train"))
     assert images == 18
@@ -60,6 +61,11 @@ def test_image_folder_decode_backstop_skips_garbled_file_but_keeps_the_rest(imag
 
 def test_image_folder_strict_fails_naming_the_file(image_folder):
     with pytest.raises(ValueError, match=r"truncated\.jpg.*not a complete JPEG or PNG"):
+        image_folder_source(image_folder, strict=True)
+    os.remove(os.path.join(image_folder, "cat", "truncated.jpg"))
+    for name in ("notes.txt", "empty.jpg"):
+        os.remove(os.path.join(image_folder, "dog", name))
+    with pytest.raises(ValueError, match=r"garbled\.jpg.*does not decode"):
         image_folder_source(image_folder, strict=True)
 
 
