@@ -81,8 +81,14 @@ def image_folder(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def shapes_source(tmp_path_factory):
+def shapes_data_dir(tmp_path_factory):
+    """A tensorflow-datasets data dir for the whole test session."""
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
+@pytest.fixture(scope="session")
+def shapes_source(shapes_data_dir):
     """The embedded dataset, generated once per test session (about 20 s)."""
     from keras_alexnet.data import embedded_source
 
-    return embedded_source(str(tmp_path_factory.mktemp("tfds")))
+    return embedded_source(shapes_data_dir)

@@ -144,6 +144,8 @@ def tfds_source(name: str, data_dir: str | None = None) -> Source:
     """
     if name == "imagenet2012":
         return imagenet_source(data_dir=data_dir)
+    if name == "alexnet_shapes":
+        return embedded_source(data_dir)
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError as error:

@@ -157,6 +157,15 @@ def test_embedded_dataset_builds_with_the_promised_sizes(shapes_source):
     assert np.bincount(labels).tolist() == [60] * 10
 
 
+def test_embedded_dataset_by_name(shapes_source, shapes_data_dir):
+    """tfds_source and make_source know the embedded set by name (and reuse the prepared data)."""
+    for source in (
+        tfds_source("alexnet_shapes", shapes_data_dir),
+        make_source("alexnet_shapes", data_dir=shapes_data_dir),
+    ):
+        assert source.num_examples == shapes_source.num_examples
+
+
 def test_embedded_dataset_is_deterministic():
     a, label_a = draw_example("train", 17)
     b, label_b = draw_example("train", 17)
