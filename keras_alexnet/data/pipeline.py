@@ -33,13 +33,18 @@ def _tensors(stats: ColorStats):
     )
 
 
+def _square_256(encoded: tf.Tensor) -> tf.Tensor:
+    """Paper 2, shared by every view: the central square, decoded and resized to 256x256."""
+    return augment.resize_square(decode.decode_central_square(encoded))
+
+
 def train_view(encoded: tf.Tensor, seed: tf.Tensor, stats: ColorStats) -> tf.Tensor:
     """One augmented training view of an encoded image: float32 (227, 227, 3)."""
     mean, eigenvalues, eigenvectors = _tensors(stats)
     crop_seed, flip_seed, colour_seed = tf.unstack(
         tf.random.experimental.stateless_split(seed, num=3)
     )
-    image = augment.resize_square(decode.decode_central_square(encoded))
+    image = _square_256(encoded)
     image = augment.random_crop(image, crop_seed)
     image = augment.random_flip(image, flip_seed)
     # PCA jitter and mean subtraction are both per-channel shifts: one pass over the pixels.
@@ -49,14 +54,14 @@ def train_view(encoded: tf.Tensor, seed: tf.Tensor, stats: ColorStats) -> tf.Ten
 
 def eval_view(encoded: tf.Tensor, stats: ColorStats) -> tf.Tensor:
     """The central 227x227 view of an encoded image, mean subtracted: float32 (227, 227, 3)."""
-    image = augment.resize_square(decode.decode_central_square(encoded))
+    image = _square_256(encoded)
     image = augment.center_crop(image)
     return tf.ensure_shape(augment.subtract_mean(image, _tensors(stats)[0]), (227, 227, 3))
 
 
 def ten_crop_view(encoded: tf.Tensor, stats: ColorStats) -> tf.Tensor:
     """The paper's ten test views of an encoded image: float32 (10, 227, 227, 3)."""
-    image = augment.resize_square(decode.decode_central_square(encoded))
+    image = _square_256(encoded)
     crops = augment.ten_crop(image)
     return tf.ensure_shape(augment.subtract_mean(crops, _tensors(stats)[0]), (10, 227, 227, 3))
 
@@ -96,13 +101,13 @@ def train_dataset(
         stats: pixel mean and PCA; `source.default_stats` when None.
         seed: the same seed gives the same stream of examples and augmentations.
         shuffle_buffer: examples shuffled in memory, as encoded bytes, after the file-level
-            shuffle.
+            shuffle; not used for sources that already shuffle every example (image folders).
         strict: fail on an image that does not decode instead of skipping it.
     """
     _check_batch_size(batch_size)
     stats = stats or source.default_stats
     ds = source.encoded("train", shuffle_seed=seed)
-    if shuffle_buffer > 1:
+    if shuffle_buffer > 1 and not source.fully_shuffled:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     ds = tf.data.Dataset.zip((ds, seeds)).map(
@@ -135,7 +140,7 @@ def stats_images(source: Source, split: str = "train", strict: bool = False) -> 
     """The 256x256 central patches of a split, as `compute_stats` should see them; images
     that do not decode are skipped (an error with `strict=True`), as in training."""
     ds = source.encoded(split).map(
-        lambda encoded, label: augment.resize_square(decode.decode_central_square(encoded)),
+        lambda encoded, label: _square_256(encoded),
         num_parallel_calls=AUTOTUNE,
     )
     return ds if strict else ds.ignore_errors(log_warning=True)

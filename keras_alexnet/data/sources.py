@@ -43,6 +43,8 @@ class Source:
             with `scripts/compute_stats.py`).
         load: `load(split, shuffle_seed)` -> dataset of (encoded bytes, int32 label); shuffled
             (files and examples) when `shuffle_seed` is not None.
+        fully_shuffled: whether `load` with a seed already shuffles every example (not just
+            files), so the pipeline needs no shuffle buffer of its own.
     """
 
     name: str
@@ -50,6 +52,7 @@ class Source:
     num_examples: dict[str, int]
     load: Callable[[str, int | None], tf.data.Dataset]
     default_stats: ColorStats = IMAGENET_STATS
+    fully_shuffled: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -394,6 +397,7 @@ def image_folder_source(
         class_names=tuple(class_names),
         num_examples={split: len(files[split][0]) for split in SPLITS},
         load=load,
+        fully_shuffled=True,  # the whole file list is shuffled
     )
 
 
