@@ -22,6 +22,8 @@ setup(
         "numpy>=1.26,<3",
         "h5py>=3.10,<4",
         "pillow>=10,<14",
+        # TensorFlow 2.21 no longer installs it; training writes TensorBoard logs.
+        "tensorboard>=2.21,<2.22",
     ],
     extras_require={
         "test": ["pytest>=8,<10", "pytest-timeout>=2.3,<3"],

@@ -1,5 +1,8 @@
 """The paper's update rule, computed by hand in NumPy, against one and two Keras steps."""
 
+import json
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -64,3 +67,200 @@ def test_bad_optimizer_arguments_are_named():
         paper_optimizer(-1)
     with pytest.raises(ValueError, match="momentum='high'"):
         paper_optimizer(0.01, "high")
+
+
+# --- the plateau schedule ----------------------------------------------------------------------
+
+
+def _compiled_linear(lr=0.01):
+    model = _linear_model(np.zeros((3, 2), np.float32), np.zeros(2, np.float32))
+    model.compile(optimizer=paper_optimizer(lr), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def test_plateau_schedule_divides_by_ten_then_ends_training():
+    from keras_alexnet.training import PlateauSchedule
+
+    model = _compiled_linear(0.01)
+    schedule = PlateauSchedule(
+        2, monitor="val_top1_accuracy", mode="max", factor=0.1, patience=2, min_delta=0.0
+    )
+    schedule.set_model(model)
+    schedule.on_train_begin()
+    # Validation accuracy per epoch, and by hand: the rate after each epoch and whether
+    # training goes on (patience 2: two epochs without a new best make a plateau).
+    accuracies = [0.5, 0.6, 0.6, 0.55, 0.7, 0.7, 0.7, 0.7, 0.7]
+    expected_lr = [1e-2, 1e-2, 1e-2, 1e-3, 1e-3, 1e-3, 1e-4, 1e-4, 1e-4]
+    expected_stop = [False] * 8 + [True]
+    for epoch, accuracy in enumerate(accuracies):
+        logs = {"val_top1_accuracy": accuracy}
+        schedule.on_epoch_end(epoch, logs)
+        assert float(model.optimizer.learning_rate) == pytest.approx(expected_lr[epoch])
+        assert bool(model.stop_training) == expected_stop[epoch], epoch
+        assert logs["learning_rate"] == pytest.approx(([1e-2] + expected_lr)[epoch])
+    assert schedule.reductions == 2 and schedule.finished
+
+
+def test_plateau_schedule_state_round_trips():
+    from keras_alexnet.training import PlateauSchedule
+
+    def fresh():
+        schedule = PlateauSchedule(3, monitor="val_top1_accuracy", mode="max", patience=3)
+        schedule.set_model(_compiled_linear())
+        return schedule
+
+    first = fresh()
+    for epoch, accuracy in enumerate([0.3, 0.4, 0.4, 0.4]):
+        first.on_epoch_end(epoch, {"val_top1_accuracy": accuracy})
+    second = fresh()
+    second.set_state(json.loads(json.dumps(first.get_state())))
+    second.on_train_begin()  # must not reset what was restored
+    assert (
+        second.get_state()
+        == first.get_state()
+        == {
+            "wait": 2,
+            "best": pytest.approx(0.4),
+            "cooldown_counter": 0,
+            "reductions": 0,
+            "finished": False,
+        }
+    )
+
+
+# --- the backup --------------------------------------------------------------------------------
+
+
+def _backup(model, directory, settings=None):
+    from keras_alexnet.training import Backup, KeepBest, PlateauSchedule
+
+    plateau = PlateauSchedule(3, monitor="val_top1_accuracy", mode="max")
+    best = KeepBest(os.path.join(directory, "best.keras"))
+    backup = Backup(
+        os.path.join(directory, "backup"),
+        stateful={"plateau": plateau, "best": best},
+        settings=settings or {"batch_size": 4},
+        learning_rate=0.01,
+    )
+    for callback in (plateau, best, backup):
+        callback.set_model(model)
+    return backup
+
+
+def test_backup_restores_weights_optimizer_and_counters(tmp_path):
+    model = _compiled_linear()
+    x, y = np.ones((4, 3), np.float32), np.ones((4, 2), np.float32)
+    model.train_on_batch(x, y)
+    backup = _backup(model, str(tmp_path))
+    backup.stateful["plateau"].wait, backup.stateful["plateau"].reductions = 2, 1
+    backup.on_epoch_end(0, {"loss": 1.5, "val_top1_accuracy": 0.25})
+    saved = [v.numpy().copy() for v in model.variables + model.optimizer.variables]
+
+    restored_model = _compiled_linear()
+    restored = _backup(restored_model, str(tmp_path))
+    assert restored.restore() == (1, 0)
+    now = restored_model.variables + restored_model.optimizer.variables
+    for want, got in zip(saved, now, strict=True):
+        np.testing.assert_array_equal(got.numpy(), want)  # includes momentum and iterations
+    assert restored.stateful["plateau"].wait == 2
+    assert restored.stateful["plateau"].reductions == 1
+    assert restored.history == [{"epoch": 1, "loss": 1.5, "val_top1_accuracy": 0.25}]
+
+    other = _backup(_compiled_linear(), str(tmp_path), settings={"batch_size": 8})
+    with pytest.raises(ValueError, match="batch_size: 4 then, 8 now"):
+        other.restore()
+
+
+def test_a_save_that_dies_midway_leaves_the_previous_backup(tmp_path, monkeypatch):
+    model = _compiled_linear()
+    backup = _backup(model, str(tmp_path))
+    backup.on_epoch_end(0, {"loss": 1.0})
+    files = sorted(os.listdir(tmp_path / "backup"))
+
+    def dies_midway(path, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"half a weights file")
+        raise KeyboardInterrupt  # a kill between writing and renaming
+
+    monkeypatch.setattr(model, "save_weights", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        backup.on_epoch_end(1, {"loss": 0.5})
+    assert sorted(os.listdir(tmp_path / "backup")) == files  # no temporary file left either
+    restored = _backup(_compiled_linear(), str(tmp_path))
+    assert restored.restore() == (1, 0)
+
+
+def test_non_finite_loss_raises_before_anything_is_saved():
+    from keras_alexnet.training import NonFiniteLoss, StopOnNonFiniteLoss
+
+    guard = StopOnNonFiniteLoss("runs/x/backup")
+    guard.on_train_batch_end(0, {"loss": 2.3})
+    with pytest.raises(NonFiniteLoss, match="loss became nan at step 4 of epoch 1"):
+        guard.on_train_batch_end(3, {"loss": float("nan")})
+    with pytest.raises(NonFiniteLoss, match="val loss became inf"):
+        guard.on_epoch_end(0, {"loss": 2.0, "val_loss": float("inf")})
+
+
+# --- strategies --------------------------------------------------------------------------------
+
+
+def test_strategy_arguments_are_checked():
+    from keras_alexnet.training import make_strategy
+
+    with pytest.raises(ValueError, match="strategy='pipeline'"):
+        make_strategy("pipeline")
+    with pytest.raises(ValueError, match="tower_devices only applies to strategy='towers'"):
+        make_strategy("mirrored", tower_devices=["/cpu:0", "/cpu:0"])
+    with pytest.raises(ValueError, match="towers' needs two devices"):
+        make_strategy("towers")  # this process has one CPU device
+    with pytest.raises(ValueError, match="must name two devices"):
+        make_strategy("towers", tower_devices=["/cpu:0"])
+
+
+def test_towers_with_several_workers_is_an_error(monkeypatch):
+    from keras_alexnet.training import make_strategy
+
+    cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"index": 0}}))
+    with pytest.raises(ValueError, match="TF_CONFIG describes 2 workers"):
+        make_strategy("towers", tower_devices=["/cpu:0", "/cpu:0"])
+
+
+MIRRORED_VS_ONE_DEVICE = """
+import numpy as np, tensorflow as tf, keras
+from keras_alexnet import AlexNet
+from keras_alexnet.training import apply_weight_decay, make_strategy, paper_optimizer
+from keras_alexnet.training import use_logical_cpus
+use_logical_cpus(2)
+rng = np.random.default_rng(0)
+x = rng.uniform(-100, 100, (8, 227, 227, 3)).astype("float32")
+y = rng.integers(0, 3, 8).astype("int32")
+keras.utils.set_random_seed(0)
+initial = AlexNet(classes=3, init="he", dropout_rate=0.0).get_weights()
+results = []
+for name, devices in (("one_device", ["/cpu:0"]), ("mirrored", ["/cpu:0", "/cpu:1"])):
+    strategy, _ = make_strategy(name, devices=devices)
+    assert strategy.num_replicas_in_sync == len(devices)
+    with strategy.scope():
+        model = AlexNet(classes=3, init="he", dropout_rate=0.0)
+        model.set_weights(initial)
+        apply_weight_decay(model)
+        model.compile(paper_optimizer(0.01), "sparse_categorical_crossentropy")
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)  # one global batch
+    model.fit(data, epochs=1, verbose=0, shuffle=False)
+    results.append([w - w0 for w, w0 in zip(model.get_weights(), initial)])
+for one, mirrored in zip(*results):
+    assert np.abs(one).max() > 0
+    np.testing.assert_allclose(mirrored, one, rtol=2e-3, atol=1e-6 * np.abs(one).max())
+print("same update")
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_on_two_cpus_makes_the_same_first_update_as_one_device():
+    from tests.conftest import run_python
+
+    result = run_python(["-c", MIRRORED_VS_ONE_DEVICE], env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "same update" in result.stdout

@@ -89,6 +89,9 @@ def train_dataset(
     seed: int = 0,
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
     strict: bool = False,
+    num_shards: int = 1,
+    shard_index: int = 0,
+    skip_batches: int = 0,
 ) -> tf.data.Dataset:
     """Shuffled, augmented training batches: (float32 (B, 227, 227, 3), int32 (B,)).
 
@@ -103,14 +106,29 @@ def train_dataset(
         shuffle_buffer: examples shuffled in memory, as encoded bytes, after the file-level
             shuffle; not used for sources that already shuffle every example (image folders).
         strict: fail on an image that does not decode instead of skipping it.
+        num_shards, shard_index: read only every `num_shards`-th example, starting at
+            `shard_index` (one input pipeline of several workers). Every shard sees the same
+            seeded order, so the shards are disjoint.
+        skip_batches: start this many batches into the stream, without decoding the skipped
+            images (resuming in the middle of an epoch).
     """
     _check_batch_size(batch_size)
+    if not 0 <= shard_index < num_shards:
+        raise ValueError(
+            f"shard_index must be in [0, num_shards); received shard_index={shard_index}, "
+            f"num_shards={num_shards}."
+        )
     stats = stats or source.default_stats
     ds = source.encoded("train", shuffle_seed=seed)
+    if num_shards > 1:
+        ds = ds.shard(num_shards, shard_index)
     if shuffle_buffer > 1 and not source.fully_shuffled:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    ds = tf.data.Dataset.zip((ds, seeds)).map(
+    ds = tf.data.Dataset.zip((ds, seeds))
+    if skip_batches:
+        ds = ds.skip(skip_batches * batch_size)
+    ds = ds.map(
         lambda example, view_seed: (train_view(example[0], view_seed, stats), example[1]),
         num_parallel_calls=AUTOTUNE,
     )
@@ -124,16 +142,24 @@ def eval_dataset(
     split: str = "validation",
     ten_crop: bool = False,
     strict: bool = False,
+    num_shards: int = 1,
+    shard_index: int = 0,
+    drop_remainder: bool = False,
 ) -> tf.data.Dataset:
     """Evaluation batches in a fixed order: (float32 (B, 227, 227, 3), int32 (B,)), or with
-    `ten_crop=True` (float32 (B, 10, 227, 227, 3), int32 (B,))."""
+    `ten_crop=True` (float32 (B, 10, 227, 227, 3), int32 (B,)).
+
+    `num_shards`/`shard_index` read every `num_shards`-th example (one worker's part);
+    `drop_remainder` keeps only full batches (workers that must run equal step counts).
+    """
     _check_batch_size(batch_size)
     stats = stats or source.default_stats
     view = ten_crop_view if ten_crop else eval_view
-    ds = source.encoded(split).map(
-        lambda encoded, label: (view(encoded, stats), label), num_parallel_calls=AUTOTUNE
-    )
-    return _finish(ds, batch_size, drop_remainder=False, strict=strict)
+    ds = source.encoded(split)
+    if num_shards > 1:
+        ds = ds.shard(num_shards, shard_index)
+    ds = ds.map(lambda encoded, label: (view(encoded, stats), label), num_parallel_calls=AUTOTUNE)
+    return _finish(ds, batch_size, drop_remainder=drop_remainder, strict=strict)
 
 
 def stats_images(source: Source, split: str = "train", strict: bool = False) -> tf.data.Dataset:

@@ -1,0 +1,274 @@
+"""scripts/train.py, run for real in subprocesses on tiny data.
+
+A full AlexNet (57M parameters at 3 classes) trains a few steps of batch 4 on a small image
+folder; every run also writes its 455 MB backup and best model, so these tests take a while.
+"""
+
+import csv
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO_ROOT, encode, run_python, write
+
+QUIET = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """3 classes x 12 small images: 30 train / 6 validation after the 10% hold-out."""
+    root = tmp_path_factory.mktemp("train_images")
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(("red", "green", "blue")):
+        for i in range(12):
+            image = rng.integers(0, 60, (40, 48, 3), dtype=np.uint8)
+            image[..., k] += 180  # a class is a colour: learnable in a few steps
+            write(f"{root}/{name}/{i:02d}.png", encode(image, "PNG"))
+    return str(root)
+
+
+def _flags(folder, tmp_path, **overrides):
+    flags = {
+        "dataset": "image_folder",
+        "image_dir": folder,
+        "model_dir": str(tmp_path / "run"),
+        "export_dir": str(tmp_path / "export"),
+        "epochs": 2,
+        "steps_per_epoch": 2,
+        "batch_size": 4,
+        "init": "he",
+        "learning_rate": 0.001,
+    }
+    flags.update(overrides)
+    return [f"--{k}={v}" for k, v in flags.items()]
+
+
+def _train(args, **kwargs):
+    return run_python(["scripts/train.py", *args], env=QUIET, **kwargs)
+
+
+def _history(model_dir):
+    with open(os.path.join(model_dir, "training_log.csv")) as f:
+        return list(csv.DictReader(f))
+
+
+def _state(model_dir):
+    with open(os.path.join(model_dir, "backup", "state.json")) as f:
+        return json.load(f)
+
+
+@pytest.mark.slow
+def test_quickstart_recipe_end_to_end(tmp_path, shapes_data_dir):
+    """The quickstart flagfile with small overrides: trains, exports, and is not trained again."""
+    args = [
+        "--flagfile=configs/quickstart.flags",
+        f"--data_dir={shapes_data_dir}",
+        f"--model_dir={tmp_path / 'run'}",
+        f"--export_dir={tmp_path / 'export'}",
+        "--epochs=2",
+        "--steps_per_epoch=2",
+        "--batch_size=8",
+    ]
+    result = _train(args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    export = tmp_path / "export" / "1"
+    assert f"Exported to {export}" in result.stdout
+    assert "validation top-1 accuracy" in result.stdout
+    assert (export / "saved_model.pb").exists()
+    assert os.listdir(tmp_path / "export") == ["1"]  # no temporary directory left
+    rows = _history(tmp_path / "run")
+    assert [row["epoch"] for row in rows] == ["1", "2"]
+    assert {"loss", "top1_accuracy", "top5_accuracy", "val_loss", "val_top1_accuracy"} <= set(
+        rows[0]
+    )
+    assert os.listdir(tmp_path / "run" / "logs")  # TensorBoard
+
+    # The exported SavedModel computes what the best model computes.
+    check = f"""
+import numpy as np, tensorflow as tf, keras, keras_alexnet
+model = keras.saving.load_model({str(tmp_path / "run" / "best.keras")!r})
+served = tf.saved_model.load({str(export)!r})
+x = np.random.default_rng(0).uniform(-100, 100, (2, 227, 227, 3)).astype("float32")
+np.testing.assert_allclose(served.serve(x).numpy(), model(x).numpy(), atol=1e-4)
+"""
+    result = run_python(["-c", check], env=QUIET)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    # The same command again: the run is finished, nothing is trained or exported again.
+    result = _train(args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "not training again" in result.stdout
+    assert os.listdir(tmp_path / "export") == ["1"]
+
+
+def _start(args):
+    return subprocess.Popen(
+        [sys.executable, "scripts/train.py", *args],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, **QUIET),
+    )
+
+
+def _interrupt_in_epoch_2(args, sig):
+    """Starts a run, sends `sig` once epoch 2 has begun, and returns (returncode, output)."""
+    process = _start(args)
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if "Epoch 2/" in line:
+            time.sleep(1.0)  # inside the epoch's first steps
+            process.send_signal(sig)
+            break
+    rest, _ = process.communicate(timeout=600)
+    return process.returncode, "".join(output) + rest
+
+
+@pytest.mark.slow
+def test_killed_and_terminated_runs_resume_as_if_uninterrupted(folder, tmp_path):
+    """SIGKILL or SIGTERM during epoch 2 of 3, then the same command: the history is complete,
+    and the learning rate (reduced on plateaus) and every metric equal an uninterrupted
+    run's."""
+    # A plateau schedule that acts within 3 epochs: patience 1, unlimited reductions.
+    common = dict(epochs=3, steps_per_epoch=4, lr_reduce_patience=1, max_lr_reductions=5)
+
+    reference = _train(_flags(folder, tmp_path / "reference", **common))
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    expected = _history(tmp_path / "reference" / "run")
+    assert [row["epoch"] for row in expected] == ["1", "2", "3"]
+
+    for name, sig in (("killed", signal.SIGKILL), ("terminated", signal.SIGTERM)):
+        args = _flags(folder, tmp_path / name, **common)
+        code, output = _interrupt_in_epoch_2(args, sig)
+        state = _state(tmp_path / name / "run")
+        if sig == signal.SIGKILL:
+            assert code == -signal.SIGKILL
+            assert (state["epoch"], state["step"]) == (1, 0)  # the last completed epoch
+        else:
+            assert code == 143, output[-3000:]
+            assert "Stopped by SIGTERM at step" in output
+            assert state["epoch"] == 1 and state["step"] >= 1  # saved mid-epoch
+        assert not os.path.exists(tmp_path / name / "export")
+
+        resumed = _train(args)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert f"Resuming {tmp_path / name / 'run'} at epoch 2, step {state['step']}" in (
+            resumed.stdout
+        )
+        history = _history(tmp_path / name / "run")
+        assert [row["epoch"] for row in history] == ["1", "2", "3"]
+        for got, want in zip(history, expected, strict=True):
+            assert got["learning_rate"] == want["learning_rate"]
+            for key in ("loss", "top1_accuracy", "val_loss", "val_top1_accuracy"):
+                assert float(got[key]) == pytest.approx(float(want[key]), rel=1e-4), (name, key)
+        assert _state(tmp_path / name / "run")["finished"] == "epochs"
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_backup(folder, tmp_path):
+    args = _flags(folder, tmp_path, epochs=1, steps_per_epoch=3)
+    result = _train(args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    backup = tmp_path / "run" / "backup"
+    before = {
+        name: hashlib.sha256((backup / name).read_bytes()).hexdigest()
+        for name in os.listdir(backup)
+    }
+    best = hashlib.sha256((tmp_path / "run" / "best.keras").read_bytes()).hexdigest()
+
+    # One more epoch at an absurd learning rate: the loss overflows within a few steps.
+    args = _flags(folder, tmp_path, epochs=2, steps_per_epoch=3, learning_rate=1e9)
+    result = _train(args)
+    assert result.returncode == 1
+    assert "learning_rate changed from 0.001 to 1000000000.0" in result.stdout
+    assert "stopped; the last good backup" in result.stderr
+    assert "Lower --learning_rate" in result.stderr
+    after = {
+        name: hashlib.sha256((backup / name).read_bytes()).hexdigest()
+        for name in os.listdir(backup)
+    }
+    assert after == before
+    assert hashlib.sha256((tmp_path / "run" / "best.keras").read_bytes()).hexdigest() == best
+
+
+@pytest.mark.slow
+def test_towers_on_two_logical_cpus_trains(folder, tmp_path):
+    args = _flags(folder, tmp_path, epochs=1, strategy="towers", logical_cpus=2)
+    result = _train(args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "export" / "1" / "saved_model.pb").exists()
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_multi_worker_on_localhost_only_the_chief_writes(folder, tmp_path):
+    ports = [_free_port(), _free_port()]
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    args = _flags(folder, tmp_path, epochs=1, strategy="multi_worker")
+    processes, scratch = [], []
+    for index in range(2):
+        tmpdir = tmp_path / f"tmp{index}"
+        tmpdir.mkdir()
+        scratch.append(tmpdir)
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        env = dict(os.environ, **QUIET, TF_CONFIG=tf_config, TMPDIR=str(tmpdir))
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "scripts/train.py", *args],
+                cwd=REPO_ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+            )
+        )
+    outputs = [p.communicate(timeout=900)[0] for p in processes]
+    for p, output in zip(processes, outputs, strict=True):
+        assert p.returncode == 0, output[-3000:]
+    assert f"Exported to {tmp_path / 'export' / '1'}" in outputs[0]
+    assert "Exported to" not in outputs[1]
+    assert os.listdir(tmp_path / "export") == ["1"]
+    assert [row["epoch"] for row in _history(tmp_path / "run")] == ["1"]
+    assert not os.listdir(scratch[1])  # the worker cleaned up its scratch directory
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--batch_size=0", "batch_size"),
+        ("--strategy=pipeline", "strategy"),
+        ("--mixed_precision=fp8", "mixed_precision"),
+        ("--lr_reduce_factor=10", "lr_reduce_factor"),
+        ("--momentum=1.5", "momentum"),
+        ("--tower_devices=/cpu:0,/cpu:0", "tower_devices"),
+        ("--epochs=zero", "epochs"),
+    ],
+)
+def test_bad_flag_exits_non_zero_naming_it(folder, tmp_path, flag, message):
+    result = _train([*_flags(folder, tmp_path), flag], timeout=300)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not os.path.exists(tmp_path / "export")
+
+
+def test_batch_not_divisible_over_replicas_is_an_error(folder, tmp_path):
+    args = _flags(folder, tmp_path, batch_size=5, logical_cpus=2)
+    result = _train(args, timeout=300)
+    assert result.returncode != 0
+    assert "batch_size (the global batch) must divide evenly over the 2 replicas" in result.stderr
