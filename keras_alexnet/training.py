@@ -717,6 +717,8 @@ def train(
             write_dir=os.path.join(write_dir, "backup"),
             learning_rate=learning_rate,
         )
+        for callback in (plateau, best, backup):
+            callback.set_model(model)  # restoring happens before fit
         with distribution.scope():
             epoch, step = backup.restore()
         if epoch or step:
@@ -769,18 +771,24 @@ def train(
             )
 
         def validation_data():
+            # Keras keeps one validation iterator for the whole fit: each epoch takes exactly
+            # one pass of `validation_steps` global batches from a repeated dataset.
+            if not multi:  # global batches, which the strategy splits over the replicas
+                ds = data.eval_dataset(source, batch_size, color_stats)
+                return ds.take(validation_steps).repeat()
 
             def dataset_fn(context):
                 per_replica = context.get_per_replica_batch_size(batch_size)
-                return data.eval_dataset(
+                per_pipeline = replicas // context.num_input_pipelines
+                ds = data.eval_dataset(
                     source,
                     per_replica,
                     color_stats,
                     num_shards=context.num_input_pipelines,
                     shard_index=context.input_pipeline_id,
-                    # Workers must run equal step counts: full batches only.
-                    drop_remainder=multi,
+                    drop_remainder=True,  # workers must run equal step counts
                 )
+                return ds.take(validation_steps * per_pipeline).repeat()
 
             return distribution.distribute_datasets_from_function(dataset_fn)
 
