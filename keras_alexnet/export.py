@@ -1,5 +1,17 @@
 """Export for TF Serving: `<export_dir>/<integer version>/`, written atomically.
 
+The SavedModel has two signatures (DESIGN section 5):
+
+- `serving_default`: `image_bytes`, tf.string [None], encoded JPEG or PNG images, decoded,
+  resized and centre-cropped inside the graph exactly as evaluation does it
+  (`data.pipeline.eval_view`: central square -> 256x256 -> central 227x227 -> minus the mean);
+- `predict_images`: `images`, float32 [None, 227, 227, 3], RGB on the 0..255 scale.
+
+Both return `probabilities` [None, classes] float32, `classes` [None, 5] int32 (the top 5,
+best first), `scores` [None, 5] float32 and `labels` [None, 5] string: the class names
+travel inside the SavedModel. Bytes that are not a JPEG or PNG image fail with
+InvalidArgument saying so (TF Serving answers HTTP 400).
+
 A version directory appears only complete: the SavedModel is written into a temporary
 directory beside it and renamed into place, so TF Serving, which watches `export_dir`, never
 loads a half-written version.
@@ -9,8 +21,16 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 
 import keras
+import tensorflow as tf
+
+from keras_alexnet.alexnet import DEFAULT_SIZE
+from keras_alexnet.data import decode, pipeline
+from keras_alexnet.data.stats import IMAGENET_STATS, ColorStats
+
+TOP_K = 5
 
 
 def existing_versions(export_dir: str) -> list[int]:
@@ -26,14 +46,90 @@ def next_version(export_dir: str) -> int:
     return versions[-1] + 1 if versions else 1
 
 
-def export_saved_model(model: keras.Model, export_dir: str, version: int | None = None) -> str:
-    """Exports `model` as a SavedModel into `<export_dir>/<version>/` and returns that path.
+def _is_jpeg_or_png(encoded: tf.Tensor) -> tf.Tensor:
+    return tf.logical_or(
+        tf.equal(tf.strings.substr(encoded, 0, len(decode.JPEG_START)), decode.JPEG_START),
+        tf.equal(tf.strings.substr(encoded, 0, len(decode.PNG_START)), decode.PNG_START),
+    )
+
+
+def serving_archive(
+    model: keras.Model, class_names: Sequence[str], stats: ColorStats = IMAGENET_STATS
+) -> keras.export.ExportArchive:
+    """The `ExportArchive` with the two signatures, for a model trained on inputs from the
+    pipeline with `stats` (its mean is subtracted inside the graph)."""
+    classes = model.output_shape[-1]
+    if len(class_names) != classes:
+        raise ValueError(
+            f"class_names must name the model's {classes} classes; received "
+            f"{len(class_names)} names."
+        )
+    names = tf.constant(list(class_names), tf.string)
+    mean = tf.constant(stats.mean_rgb, tf.float32)
+    k = min(TOP_K, classes)
+    size = DEFAULT_SIZE
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def outputs(probabilities):
+        scores, indices = tf.math.top_k(probabilities, k=k)
+        return {
+            "probabilities": probabilities,
+            "classes": tf.cast(indices, tf.int32),
+            "scores": scores,
+            "labels": tf.gather(names, indices),
+        }
+
+    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+    def predict_images(images):
+        probabilities = tf.cast(model(images - mean, training=False), tf.float32)
+        return outputs(probabilities)
+
+    def one_image(encoded):
+        tf.debugging.Assert(
+            _is_jpeg_or_png(encoded),
+            [
+                "image_bytes must hold encoded JPEG or PNG images; received bytes starting with",
+                tf.strings.substr(encoded, 0, 16),
+            ],
+        )
+        return pipeline.eval_view(encoded, stats)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def serving_default(image_bytes):
+        images = tf.map_fn(
+            one_image,
+            image_bytes,
+            fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
+        )
+        probabilities = tf.cast(model(images, training=False), tf.float32)
+        return outputs(probabilities)
+
+    archive.add_endpoint("serving_default", serving_default)
+    archive.add_endpoint("predict_images", predict_images)
+    return archive
+
+
+def export_saved_model(
+    model: keras.Model,
+    export_dir: str,
+    class_names: Sequence[str],
+    stats: ColorStats = IMAGENET_STATS,
+    version: int | None = None,
+) -> str:
+    """Exports `model` for TF Serving into `<export_dir>/<version>/` and returns that path.
 
     Args:
-        model: the model to export.
+        model: a trained AlexNet (any number of classes).
         export_dir: the model's base path, as TF Serving's `--model_base_path` takes it.
+        class_names: the names of the model's classes, in label order.
+        stats: the pixel statistics the model was trained with (its mean is subtracted).
         version: the version number; the next free one when None. An existing version is
             never overwritten.
+
+    Example:
+        export_saved_model(model, "saved_models/alexnet", source.class_names)
     """
     if version is None:
         version = next_version(export_dir)
@@ -45,10 +141,11 @@ def export_saved_model(model: keras.Model, export_dir: str, version: int | None 
             f"{final} already exists; TF Serving versions are never overwritten. Leave version "
             "unset to write the next one."
         )
+    archive = serving_archive(model, class_names, stats)
     os.makedirs(export_dir, exist_ok=True)
     temporary = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")
     try:
-        model.export(temporary, format="tf_saved_model", verbose=False)
+        archive.write_out(temporary, verbose=False)
         os.rename(temporary, final)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)

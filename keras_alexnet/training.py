@@ -34,6 +34,8 @@ import tensorflow as tf
 from absl import logging
 from keras.src.utils import io_utils
 
+from keras_alexnet.alexnet import DROPOUT_RATE
+
 # Paper 5: "stochastic gradient descent with a batch size of 128 examples, momentum of 0.9,
 # and weight decay of 0.0005", learning rate initialised at 0.01.
 PAPER_BATCH_SIZE = 128
@@ -588,6 +590,7 @@ def train(
     jit_compile: bool = False,
     seed: int = 0,
     init: str = "paper",
+    dropout_rate: float = DROPOUT_RATE,
     verbose: int = 1,
 ) -> TrainResult:
     """Trains AlexNet on a dataset with the paper's recipe (section 5), then exports the best
@@ -620,6 +623,9 @@ def train(
         jit_compile: compile the train step with XLA.
         seed: initial weights, data order and augmentation.
         init: "paper" or "he" (see `AlexNet`).
+        dropout_rate: dropout on fc6 and fc7 (paper 4.2: 0.5). Short runs on small data
+            learn sooner without it (the quickstart: 62% validation accuracy after 360 steps
+            with 0, chance level with 0.5 at the same point).
         verbose: 0 silent, 1 progress bar, 2 one line per epoch.
     """
     from keras_alexnet import data, export
@@ -679,7 +685,12 @@ def train(
     try:
         keras.utils.set_random_seed(seed)
         with distribution.scope():
-            model = AlexNet(classes=source.num_classes, init=init, tower_devices=towers)
+            model = AlexNet(
+                classes=source.num_classes,
+                init=init,
+                dropout_rate=dropout_rate,
+                tower_devices=towers,
+            )
             apply_weight_decay(model, weight_decay)
             model.compile(
                 optimizer=paper_optimizer(learning_rate, momentum),
@@ -774,8 +785,8 @@ def train(
             # Keras keeps one validation iterator for the whole fit: each epoch takes exactly
             # one pass of `validation_steps` global batches from a repeated dataset.
             if not multi:  # global batches, which the strategy splits over the replicas
-                ds = data.eval_dataset(source, batch_size, color_stats)
-                return ds.take(validation_steps).repeat()
+                # A pass is exactly `validation_steps` batches (the last one partial).
+                return data.eval_dataset(source, batch_size, color_stats).repeat()
 
             def dataset_fn(context):
                 per_replica = context.get_per_replica_batch_size(batch_size)
@@ -831,7 +842,10 @@ def train(
             with distribution.scope():
                 model.load_weights(best.path)
             export_path = export.export_saved_model(
-                model, export_dir if chief else os.path.join(write_dir, "export")
+                model,
+                export_dir if chief else os.path.join(write_dir, "export"),
+                class_names=source.class_names,
+                stats=color_stats,
             )
             if chief:
                 backup.mark_finished(finished, export_path)

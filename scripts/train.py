@@ -9,6 +9,7 @@ run from its backup in --model_dir. SIGTERM saves and exits with status 143; a N
 stops with status 1 and keeps the last backup.
 """
 
+import os
 import sys
 
 from absl import app, flags
@@ -75,6 +76,11 @@ flags.DEFINE_enum(
 flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.")
 flags.DEFINE_integer("seed", 0, "Seed of weights, data order and augmentation.", lower_bound=0)
 flags.DEFINE_enum("init", "paper", ["paper", "he"], "Initialisation (see AlexNet).")
+flags.DEFINE_float("dropout_rate", training.DROPOUT_RATE, "Dropout on fc6 and fc7 (paper: 0.5).")
+
+
+def _path(value):
+    return os.path.expanduser(value) if value else value
 
 
 def main(argv):
@@ -85,12 +91,12 @@ def main(argv):
     try:
         training.train(
             FLAGS.dataset,
-            data_dir=FLAGS.data_dir,
-            manual_dir=FLAGS.manual_dir,
-            image_dir=FLAGS.image_dir,
-            stats=FLAGS.stats,
-            model_dir=FLAGS.model_dir,
-            export_dir=FLAGS.export_dir,
+            data_dir=_path(FLAGS.data_dir),
+            manual_dir=_path(FLAGS.manual_dir),
+            image_dir=_path(FLAGS.image_dir),
+            stats=_path(FLAGS.stats),
+            model_dir=_path(FLAGS.model_dir),
+            export_dir=_path(FLAGS.export_dir),
             epochs=FLAGS.epochs,
             steps_per_epoch=FLAGS.steps_per_epoch,
             batch_size=FLAGS.batch_size,
@@ -107,6 +113,7 @@ def main(argv):
             jit_compile=FLAGS.jit_compile,
             seed=FLAGS.seed,
             init=FLAGS.init,
+            dropout_rate=FLAGS.dropout_rate,
         )
     except ValueError as error:
         # Library errors name the argument, which is the flag of the same name.

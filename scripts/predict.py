@@ -1,0 +1,60 @@
+"""Classifies image files with an exported model and prints the top 5 per file.
+
+    python scripts/predict.py --model=saved_models/alexnet examples/*.jpg
+    python scripts/predict.py --model=saved_models/alexnet/3 photo.jpg
+    python scripts/predict.py --model=runs/quickstart/best.keras --class_names=names.txt a.png
+
+--model is a SavedModel from scripts/train.py (a version directory, or the base directory,
+whose highest version is used), or a .keras file (then the class names come from
+--class_names, one per line, or are ImageNet's for a 1000-class model). A file that is
+missing or not an image is a one-line error; the other files are still classified, and the
+exit status is 1.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", "saved_models/alexnet", "SavedModel (version or base dir) or .keras.")
+flags.DEFINE_string("class_names", None, "Text file of class names, for a .keras model.")
+flags.DEFINE_string("stats", None, "Pixel statistics JSON the .keras model was trained with.")
+
+
+def main(argv):
+    paths = argv[1:]
+    if not paths:
+        raise app.UsageError("Give one or more image files to classify.")
+    missing = [p for p in paths if not os.path.isfile(p)]
+    for path in missing:
+        print(f"ERROR: {path}: no such file", file=sys.stderr)
+    from keras_alexnet import prediction
+
+    try:
+        classify = prediction.load_classifier(
+            FLAGS.model, class_names=FLAGS.class_names, stats=FLAGS.stats
+        )
+    except ValueError as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        return 1
+    failed = bool(missing)
+    for path in paths:
+        if path in missing:
+            continue
+        with open(path, "rb") as f:
+            encoded = f.read()
+        try:
+            top = classify(encoded)
+        except ValueError as error:
+            print(f"ERROR: {path}: {error}", file=sys.stderr)
+            failed = True
+            continue
+        print(f"{path}: {prediction.format_top(top)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    app.run(main)

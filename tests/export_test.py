@@ -1,0 +1,94 @@
+"""The TF Serving export: reloaded and compared with the in-memory model."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_alexnet import AlexNet
+from keras_alexnet.data import ColorStats, pipeline
+from keras_alexnet.export import export_saved_model, next_version
+from tests.conftest import encode
+
+CLASS_NAMES = ("cat", "dog", "fox")
+STATS = ColorStats(
+    mean_rgb=(120.0, 110.0, 100.0),
+    eigenvalues=(0.2, 0.02, 0.005),
+    eigenvectors=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),
+)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    keras.utils.set_random_seed(3)
+    model = AlexNet(classes=3, init="he")
+    export_dir = str(tmp_path_factory.mktemp("export") / "alexnet")
+    path = export_saved_model(model, export_dir, CLASS_NAMES, STATS)
+    return model, export_dir, path, tf.saved_model.load(path)
+
+
+def test_export_writes_version_1_and_nothing_else(exported):
+    _, export_dir, path, _ = exported
+    assert path == os.path.join(export_dir, "1")
+    assert os.listdir(export_dir) == ["1"]
+    assert os.path.exists(os.path.join(path, "saved_model.pb"))
+    assert next_version(export_dir) == 2
+
+
+def test_serving_default_decodes_like_evaluation_and_matches_the_model(exported):
+    model, _, _, served = exported
+    rng = np.random.default_rng(0)
+    encoded = [
+        encode(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8), "JPEG"),
+        encode(rng.integers(0, 256, (260, 240, 3), dtype=np.uint8), "PNG"),
+    ]
+    out = served.signatures["serving_default"](image_bytes=tf.constant(encoded))
+    views = np.stack([pipeline.eval_view(tf.constant(e), STATS).numpy() for e in encoded])
+    want = model(views, training=False).numpy()
+    np.testing.assert_allclose(out["probabilities"].numpy(), want, atol=1e-5)
+    order = np.argsort(-want, axis=1)
+    np.testing.assert_array_equal(out["classes"].numpy(), order)
+    assert out["classes"].dtype == tf.int32
+    np.testing.assert_allclose(out["scores"].numpy(), np.take_along_axis(want, order, 1), atol=1e-5)
+    labels = [[name.decode() for name in row] for row in out["labels"].numpy()]
+    assert labels == [[CLASS_NAMES[i] for i in row] for row in order]
+
+
+def test_predict_images_subtracts_the_training_mean(exported):
+    model, _, _, served = exported
+    images = np.random.default_rng(1).uniform(0, 255, (3, 227, 227, 3)).astype("float32")
+    out = served.signatures["predict_images"](images=tf.constant(images))
+    want = model(images - np.float32(STATS.mean_rgb), training=False).numpy()
+    np.testing.assert_allclose(out["probabilities"].numpy(), want, atol=1e-5)
+    assert sorted(out) == ["classes", "labels", "probabilities", "scores"]
+
+
+def test_bytes_that_are_not_an_image_are_an_invalid_argument(exported):
+    served = exported[3]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="JPEG or PNG"):
+        served.signatures["serving_default"](image_bytes=tf.constant([b"<html>not an image"]))
+
+
+def test_a_failed_export_leaves_no_version_behind(tmp_path, monkeypatch):
+    def dies_midway(obj, export_dir, *args, **kwargs):
+        os.makedirs(os.path.join(export_dir, "variables"))
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tf.saved_model, "save", dies_midway)
+    model = AlexNet(classes=3, init="he")
+    with pytest.raises(OSError, match="disk full"):
+        export_saved_model(model, str(tmp_path), CLASS_NAMES)
+    assert os.listdir(tmp_path) == []
+
+
+def test_export_arguments_are_checked(tmp_path):
+    model = AlexNet(classes=3, init="he")
+    with pytest.raises(ValueError, match="model's 3 classes; received 2 names"):
+        export_saved_model(model, str(tmp_path), ("a", "b"))
+    (tmp_path / "4").mkdir()
+    with pytest.raises(FileExistsError, match="never overwritten"):
+        export_saved_model(model, str(tmp_path), CLASS_NAMES, version=4)
+    with pytest.raises(ValueError, match="version=0"):
+        export_saved_model(model, str(tmp_path), CLASS_NAMES, version=0)
