@@ -51,6 +51,11 @@ PAPER_LR_REDUCTIONS = 3
 DEFAULT_LR_REDUCE_PATIENCE = 5
 
 
+class SettingsError(ValueError):
+    """A training argument (a `scripts/train.py` flag), or the data or backup it points to,
+    is not usable; the message names it and says what to do."""
+
+
 def paper_optimizer(
     learning_rate: float = PAPER_LEARNING_RATE, momentum: float = PAPER_MOMENTUM
 ) -> keras.optimizers.SGD:
@@ -58,7 +63,7 @@ def paper_optimizer(
     `apply_weight_decay` for the paper's rule."""
     for name, value in (("learning_rate", learning_rate), ("momentum", momentum)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"{name} must be a non-negative number; received {name}={value!r}.")
+            raise SettingsError(f"{name} must be a non-negative number; received {name}={value!r}.")
     return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum, nesterov=False)
 
 
@@ -70,9 +75,11 @@ def apply_weight_decay(model: keras.Model, weight_decay: float = PAPER_WEIGHT_DE
     term. It sets each kernel's regularizer, so the term is part of `model.losses`.
     """
     if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)):
-        raise ValueError(f"weight_decay must be a number; received weight_decay={weight_decay!r}.")
+        raise SettingsError(
+            f"weight_decay must be a number; received weight_decay={weight_decay!r}."
+        )
     if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0; received weight_decay={weight_decay!r}.")
+        raise SettingsError(f"weight_decay must be >= 0; received weight_decay={weight_decay!r}.")
     regularizer = keras.regularizers.L2(0.5 * weight_decay) if weight_decay else None
     for layer in model.layers:
         kernel = getattr(layer, "kernel", None)
@@ -91,7 +98,7 @@ def use_logical_cpus(count: int) -> None:
     a machine without GPUs (for trying and testing them). Call it before TensorFlow touches a
     device."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"logical_cpus must be a positive integer; received {count!r}.")
+        raise SettingsError(f"logical_cpus must be a positive integer; received {count!r}.")
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:
         tf.config.set_logical_device_configuration(
@@ -136,41 +143,44 @@ def make_strategy(
         `(strategy, tower_devices)`; `tower_devices` is None unless `strategy == "towers"`.
     """
     if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}; received strategy={strategy!r}.")
+        raise SettingsError(
+            f"strategy must be one of {STRATEGIES}; received strategy={strategy!r}."
+        )
     if tower_devices is not None and strategy != "towers":
-        raise ValueError(
+        raise SettingsError(
             f"tower_devices only applies to strategy='towers'; received strategy={strategy!r} "
             f"with tower_devices={list(tower_devices)}. Towers split one replica over two "
             "devices; with several replicas use 'mirrored' without tower_devices."
         )
     if devices is not None and strategy in ("multi_worker", "towers"):
-        raise ValueError(
+        raise SettingsError(
             f"devices does not apply to strategy={strategy!r}; received devices={list(devices)}."
             + (" Use tower_devices." if strategy == "towers" else "")
         )
+    if strategy == "multi_worker":
+        # Before anything lists devices: collective ops must be configured at startup.
+        return tf.distribute.MultiWorkerMirroredStrategy(), None
     devices = list(devices) if devices else _local_devices()
     if strategy == "mirrored":
         return tf.distribute.MirroredStrategy(devices), None
     if strategy == "one_device":
         return tf.distribute.OneDeviceStrategy(devices[0]), None
-    if strategy == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy(), None
     # towers: one replica, model parallel.
     if _cluster_size() > 1:
-        raise ValueError(
+        raise SettingsError(
             f"strategy='towers' is one replica split over two devices, but TF_CONFIG describes "
             f"{_cluster_size()} workers. Use strategy='multi_worker' for several machines."
         )
     if tower_devices is None:
         if len(devices) < 2:
-            raise ValueError(
+            raise SettingsError(
                 "strategy='towers' needs two devices; this machine has only "
                 f"{devices}. Pass tower_devices=(a, b) (for example the same GPU twice), or "
                 "split the CPU with logical_cpus=2."
             )
         tower_devices = devices[:2]
     if len(tower_devices) != 2:
-        raise ValueError(
+        raise SettingsError(
             f"tower_devices must name two devices; received tower_devices={list(tower_devices)}."
         )
     return tf.distribute.OneDeviceStrategy(tower_devices[0]), tuple(tower_devices)
@@ -383,7 +393,7 @@ class Backup(keras.callbacks.BackupAndRestore):
             listed = ", ".join(
                 f"{k}: {old!r} then, {new!r} now" for k, (old, new) in changed.items()
             )
-            raise ValueError(
+            raise SettingsError(
                 f"{self.backup_dir} holds the backup of a run with other settings ({listed}). "
                 "Resume it with its own settings, or give a new --model_dir to start over."
             )
@@ -546,17 +556,17 @@ def _check_number(name, value, minimum=None, maximum=None, integer=False, strict
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds):
         what = "an integer" if integer else "a number"
-        raise ValueError(f"{name} must be {what}; received {name}={value!r}.")
+        raise SettingsError(f"{name} must be {what}; received {name}={value!r}.")
     if minimum is not None and (value <= minimum if strict_min else value < minimum):
         bound = f"> {minimum}" if strict_min else f">= {minimum}"
-        raise ValueError(f"{name} must be {bound}; received {name}={value!r}.")
+        raise SettingsError(f"{name} must be {bound}; received {name}={value!r}.")
     if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum}; received {name}={value!r}.")
+        raise SettingsError(f"{name} must be <= {maximum}; received {name}={value!r}.")
 
 
 def _check_choice(name, value, choices):
     if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}; received {name}={value!r}.")
+        raise SettingsError(f"{name} must be one of {choices}; received {name}={value!r}.")
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -640,7 +650,7 @@ def train(
     _check_number("weight_decay", weight_decay, minimum=0)
     _check_number("lr_reduce_factor", lr_reduce_factor, minimum=0, strict_min=True)
     if lr_reduce_factor >= 1:
-        raise ValueError(
+        raise SettingsError(
             f"lr_reduce_factor must be < 1 (the paper divides by 10: 0.1); received "
             f"lr_reduce_factor={lr_reduce_factor!r}."
         )
@@ -650,23 +660,26 @@ def train(
     _check_choice("mixed_precision", mixed_precision, MIXED_PRECISION_POLICIES)
     _check_choice("init", init, INITIALIZATIONS)
     if not model_dir:
-        raise ValueError("model_dir must name a directory; received an empty model_dir.")
+        raise SettingsError("model_dir must name a directory; received an empty model_dir.")
 
     distribution, towers = make_strategy(strategy, devices, tower_devices)
     replicas = distribution.num_replicas_in_sync
     if batch_size % replicas:
-        raise ValueError(
+        raise SettingsError(
             f"batch_size (the global batch) must divide evenly over the {replicas} replicas; "
             f"received batch_size={batch_size}. Use a multiple of {replicas}."
         )
     chief = _is_chief(distribution)
-    source = data.make_source(
-        dataset, data_dir=data_dir, manual_dir=manual_dir, image_dir=image_dir, seed=seed
-    )
-    color_stats = data.load_stats(stats) if stats else source.default_stats
+    try:
+        source = data.make_source(
+            dataset, data_dir=data_dir, manual_dir=manual_dir, image_dir=image_dir, seed=seed
+        )
+        color_stats = data.load_stats(stats) if stats else source.default_stats
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
     num_train = source.num_examples["train"]
     if num_train < batch_size:
-        raise ValueError(
+        raise SettingsError(
             f"batch_size={batch_size} is larger than the {num_train} training images of "
             f"{source.name}; use a smaller batch_size."
         )
@@ -775,11 +788,22 @@ def train(
         else:
             validation_steps = math.ceil(num_validation / batch_size)
         if validation_steps < 1:
-            raise ValueError(
+            raise SettingsError(
                 f"batch_size={batch_size} is larger than the {num_validation} validation images "
                 f"of {source.name} can fill{' on every worker' if multi else ''}; use a smaller "
                 "batch_size."
             )
+
+        if multi:
+            _patch_multi_worker_log_reduction()
+            # Keras 3 builds the metrics from a first input batch averaged over the replicas
+            # (`_maybe_symbolic_build`), which MultiWorkerMirroredStrategy cannot do eagerly
+            # ("Attempt to convert a value (PerReplica...)"). Build from the shapes instead.
+            size = model.input_shape[1]
+            example = (tf.zeros((1, size, size, 3)), tf.zeros((1,), tf.int32))
+            with distribution.scope():
+                model._symbolic_build(data_batch=example)
+            model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
 
         def validation_data():
             # Keras keeps one validation iterator for the whole fit: each epoch takes exactly
@@ -863,6 +887,33 @@ def train(
         keras.mixed_precision.set_global_policy(previous_policy)
         if not chief:
             shutil.rmtree(write_dir, ignore_errors=True)
+
+
+def _patch_multi_worker_log_reduction() -> None:
+    """Keras 3 averages a multi-worker train step's logs with `strategy.reduce("MEAN", v,
+    axis=0)`, which fails on the scalar losses and metrics ("Invalid reduction dimension 0
+    for input with 0 dimensions", tensorflow/tensorflow#72388). Scalars are averaged over the
+    replicas instead (axis=None), the same all-reduce without the batch axis."""
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    original = tf_trainer.reduce_per_replica
+    if getattr(original, "keras_alexnet_patch", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(
+            strategy
+        ):
+
+            def mean(value):
+                rank = getattr(value, "shape", tf.TensorShape(None)).rank
+                return strategy.reduce("MEAN", value, axis=0 if rank else None)
+
+            return tf.nest.map_structure(mean, values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica.keras_alexnet_patch = True
+    tf_trainer.reduce_per_replica = reduce_per_replica
 
 
 @contextlib.contextmanager

@@ -115,9 +115,10 @@ def main(argv):
             init=FLAGS.init,
             dropout_rate=FLAGS.dropout_rate,
         )
-    except ValueError as error:
+    except training.SettingsError as error:
         # Library errors name the argument, which is the flag of the same name.
-        raise app.UsageError(str(error)) from None
+        print(f"ERROR: {error}", file=sys.stderr)
+        sys.exit(1)
     except training.NonFiniteLoss as error:
         print(f"ERROR: {error}", file=sys.stderr)
         sys.exit(1)
