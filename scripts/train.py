@@ -12,9 +12,11 @@ stops with status 1 and keeps the last backup.
 import os
 import sys
 
-from absl import app, flags
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
-from keras_alexnet import training
+from absl import app, flags  # noqa: E402
+
+from keras_alexnet import training  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
