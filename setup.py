@@ -24,6 +24,8 @@ setup(
         "pillow>=10,<14",
         # TensorFlow 2.21 no longer installs it; training writes TensorBoard logs.
         "tensorboard>=2.21,<2.22",
+        # The TF Serving warmup records of an export and gRPC prediction (protos only).
+        "tensorflow-serving-api>=2.21,<2.22",
     ],
     extras_require={
         "test": ["pytest>=8,<10", "pytest-timeout>=2.3,<3"],

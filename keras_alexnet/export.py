@@ -10,7 +10,8 @@ The SavedModel has two signatures (DESIGN section 5):
 Both return `probabilities` [None, classes] float32, `classes` [None, 5] int32 (the top 5,
 best first), `scores` [None, 5] float32 and `labels` [None, 5] string: the class names
 travel inside the SavedModel. Bytes that are not a JPEG or PNG image fail with
-InvalidArgument saying so (TF Serving answers HTTP 400).
+InvalidArgument saying so (TF Serving answers HTTP 400). `assets.extra/` holds TF Serving
+warmup requests.
 
 A version directory appears only complete: the SavedModel is written into a temporary
 directory beside it and renamed into place, so TF Serving, which watches `export_dir`, never
@@ -111,6 +112,40 @@ def serving_archive(
     return archive
 
 
+def warmup_images(count: int) -> list[bytes]:
+    """`count` synthetic JPEGs (smooth colour gradients, 320x256) for warmup requests."""
+    y, x = tf.meshgrid(tf.linspace(0.0, 1.0, 256), tf.linspace(0.0, 1.0, 320), indexing="ij")
+    images = []
+    for i in range(count):
+        rgb = tf.stack([x, y, tf.fill(tf.shape(x), (i % 8) / 8.0)], axis=-1)
+        images.append(tf.io.encode_jpeg(tf.cast(rgb * 255, tf.uint8)).numpy())
+    return images
+
+
+def write_warmup_requests(saved_model_dir: str, batch_sizes: Sequence[int] = (1, 8)) -> str:
+    """Writes `assets.extra/tf_serving_warmup_requests`: one `PredictionLog` per batch size,
+    a `serving_default` request of synthetic JPEGs, which TF Serving runs before it serves
+    the version (so the first real request does not pay for tracing and allocation)."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    directory = os.path.join(saved_model_dir, "assets.extra")
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "tf_serving_warmup_requests")
+    with tf.io.TFRecordWriter(path) as writer:
+        for batch_size in batch_sizes:
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(signature_name="serving_default")
+            )
+            request.inputs["image_bytes"].CopyFrom(
+                tf.make_tensor_proto(warmup_images(batch_size), dtype=tf.string)
+            )
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+            writer.write(log.SerializeToString())
+    return path
+
+
 def export_saved_model(
     model: keras.Model,
     export_dir: str,
@@ -146,6 +181,7 @@ def export_saved_model(
     temporary = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")
     try:
         archive.write_out(temporary, verbose=False)
+        write_warmup_requests(temporary)
         os.rename(temporary, final)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)

@@ -92,3 +92,51 @@ def test_export_arguments_are_checked(tmp_path):
         export_saved_model(model, str(tmp_path), CLASS_NAMES, version=4)
     with pytest.raises(ValueError, match="version=0"):
         export_saved_model(model, str(tmp_path), CLASS_NAMES, version=0)
+
+
+def test_warmup_requests_parse_and_run_through_the_signature(exported):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    _, _, path, served = exported
+    records = os.path.join(path, "assets.extra", "tf_serving_warmup_requests")
+    sizes = []
+    for record in tf.data.TFRecordDataset(records):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        request = log.predict_log.request
+        assert request.model_spec.signature_name == "serving_default"
+        images = tf.make_ndarray(request.inputs["image_bytes"])
+        out = served.signatures["serving_default"](image_bytes=tf.constant(images))
+        assert out["probabilities"].shape == (len(images), 3)
+        sizes.append(len(images))
+    assert sizes == [1, 8]
+
+
+def test_saved_model_cli_lists_the_contract(exported):
+    import subprocess
+    import sys
+
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    shown = subprocess.run(
+        [cli, "show", "--dir", exported[2], "--all"], capture_output=True, text=True, timeout=300
+    )
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    text = shown.stdout
+    serving = text[text.index("signature_def['serving_default']") :]
+    serving = serving[: serving.index("Method name")]
+    assert "inputs['image_bytes'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)" in (
+        serving
+    )
+    predict = text[text.index("signature_def['predict_images']") :]
+    predict = predict[: predict.index("Method name")]
+    assert "dtype: DT_FLOAT\n        shape: (-1, 227, 227, 3)" in predict
+    for block in (serving, predict):
+        for name, dtype, shape in (
+            ("probabilities", "DT_FLOAT", "(-1, 3)"),
+            ("classes", "DT_INT32", "(-1, 3)"),
+            ("scores", "DT_FLOAT", "(-1, 3)"),
+            ("labels", "DT_STRING", "(-1, 3)"),
+        ):
+            assert (
+                f"outputs['{name}'] tensor_info:\n        dtype: {dtype}\n        shape: {shape}"
+                in (block)
+            ), (name, block)
