@@ -88,13 +88,15 @@ def serving_archive(
         return outputs(probabilities)
 
     def one_image(encoded):
-        tf.debugging.Assert(
+        check = tf.debugging.Assert(
             _is_jpeg_or_png(encoded),
             [
                 "image_bytes must hold encoded JPEG or PNG images; received bytes starting with",
                 tf.strings.substr(encoded, 0, 16),
             ],
         )
+        with tf.control_dependencies([check]):  # checked before any decoder sees the bytes
+            encoded = tf.identity(encoded)
         return pipeline.eval_view(encoded, stats)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])

@@ -1,0 +1,120 @@
+"""Pictures: the conv1 kernels as in the paper's figure 3, nearest neighbours by fc7 features
+as in figure 4, and training curves from a run's CSV log. Drawn with Pillow (no plotting
+library needed).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+from PIL import Image, ImageDraw
+
+BACKGROUND = (255, 255, 255)
+
+
+def _normalise(kernel: np.ndarray) -> np.ndarray:
+    """A kernel (h, w, 3) stretched to 0..255 (each kernel on its own range, as in fig. 3)."""
+    low, high = kernel.min(), kernel.max()
+    return np.uint8(255 * (kernel - low) / (high - low + 1e-12))
+
+
+def filters_image(model: keras.Model, scale: int = 4, per_row: int = 16) -> Image.Image:
+    """The 96 conv1 kernels: tower a's 48 above tower b's 48, a gap between (paper fig. 3).
+
+    After training on real images the towers specialise: tower a's kernels come out largely
+    colour-agnostic, tower b's colour-specific.
+    """
+    towers = [np.asarray(model.get_layer(f"conv1_{t}").kernel, np.float32) for t in "ab"]
+    size = towers[0].shape[0] * scale
+    cell = size + 2
+    rows = [-(-k.shape[-1] // per_row) for k in towers]
+    gap = cell // 2
+    image = Image.new("RGB", (per_row * cell + 2, sum(rows) * cell + gap + 2), BACKGROUND)
+    top = 2
+    for kernels, n_rows in zip(towers, rows, strict=True):
+        for i in range(kernels.shape[-1]):
+            tile = Image.fromarray(_normalise(kernels[..., i])).resize((size, size), Image.NEAREST)
+            image.paste(tile, (2 + (i % per_row) * cell, top + (i // per_row) * cell))
+        top += n_rows * cell + gap
+    return image
+
+
+def nearest_neighbours(
+    query_features: np.ndarray, features: np.ndarray, count: int = 6
+) -> np.ndarray:
+    """Indices (Q, count) of the `features` rows closest to each query in Euclidean distance
+    (paper 6.1: images whose fc7 features are close are similar)."""
+    q = np.asarray(query_features, np.float64)
+    f = np.asarray(features, np.float64)
+    distances = (q**2).sum(1)[:, None] - 2 * q @ f.T + (f**2).sum(1)[None, :]
+    return np.argsort(distances, axis=1, kind="stable")[:, :count]
+
+
+def neighbours_image(
+    queries: Sequence[np.ndarray], neighbours: Sequence[Sequence[np.ndarray]], size: int = 96
+) -> Image.Image:
+    """One row per query: the query, a gap, then its neighbours (paper fig. 4)."""
+    columns = 1 + max(len(row) for row in neighbours)
+    cell, gap = size + 4, size // 4
+    image = Image.new("RGB", (columns * cell + gap, len(queries) * cell), BACKGROUND)
+    for r, (query, row) in enumerate(zip(queries, neighbours, strict=True)):
+        for c, picture in enumerate([query, *row]):
+            tile = Image.fromarray(np.uint8(picture)).resize((size, size), Image.BILINEAR)
+            image.paste(tile, (2 + c * cell + (gap if c else 0), 2 + r * cell))
+    return image
+
+
+def read_history(csv_path: str) -> dict[str, list[float]]:
+    """The columns of a run's `training_log.csv` as lists of floats."""
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{csv_path} has no epochs yet.")
+    return {key: [float(row[key]) for row in rows] for key in rows[0]}
+
+
+def curves_image(history: dict[str, list[float]], width: int = 900, height: int = 300):
+    """Three panels: loss, top-1 error and top-5 error per epoch; train solid blue,
+    validation orange."""
+    panels = [("loss", "loss"), ("top-1 error", "top1_accuracy"), ("top-5 error", "top5_accuracy")]
+    image = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    epochs = history["epoch"]
+    panel_width = width // len(panels)
+    draw.text((45, 5), "train", fill=(31, 119, 180))
+    draw.text((85, 5), "validation", fill=(255, 127, 14))
+    for p, (title, key) in enumerate(panels):
+        left, right = p * panel_width + 45, (p + 1) * panel_width - 10
+        top, bottom = 40, height - 30
+        series = []
+        for prefix, colour in (("", (31, 119, 180)), ("val_", (255, 127, 14))):
+            if prefix + key in history:
+                values = history[prefix + key]
+                values = values if key == "loss" else [1 - v for v in values]
+                series.append((values, colour))
+        low = min(min(v) for v, _ in series)
+        high = max(max(v) for v, _ in series)
+        low, high = (0.0, 1.0) if key != "loss" else (low, high + 1e-9)
+        draw.rectangle((left, top, right, bottom), outline=(0, 0, 0))
+        draw.text((left, top - 15), title, fill=(0, 0, 0))
+        draw.text((left - 40, top), f"{high:.2f}", fill=(0, 0, 0))
+        draw.text((left - 40, bottom - 10), f"{low:.2f}", fill=(0, 0, 0))
+        draw.text((left, bottom + 5), f"epoch {epochs[0]:g}", fill=(0, 0, 0))
+        draw.text((right - 60, bottom + 5), f"epoch {epochs[-1]:g}", fill=(0, 0, 0))
+        span = max(epochs[-1] - epochs[0], 1)
+        for values, colour in series:
+            points = [
+                (
+                    left + (right - left) * (e - epochs[0]) / span,
+                    bottom - (bottom - top) * (v - low) / (high - low),
+                )
+                for e, v in zip(epochs, values, strict=True)
+            ]
+            if len(points) > 1:
+                draw.line(points, fill=colour, width=2)
+            for x, y in points:
+                draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=colour)
+    return image
