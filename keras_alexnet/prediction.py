@@ -112,5 +112,75 @@ def load_classifier(
     return _saved_model_classifier(path)
 
 
+def _unreachable(address: str, error) -> ValueError:
+    return ValueError(f"cannot reach TF Serving at {address} ({error}); is the server running?")
+
+
+def rest_classifier(address: str, model_name: str = "alexnet", timeout: float = 30.0):
+    """Classifies through TF Serving's REST API (`POST /v1/models/<name>:predict`, the image
+    as base64 JSON) at `address` ("host:port", the server's --rest_api_port)."""
+    import base64
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = f"http://{address}/v1/models/{model_name}:predict"
+
+    def classify(encoded: bytes):
+        body = {
+            "signature_name": "serving_default",
+            "instances": [{"image_bytes": {"b64": base64.b64encode(encoded).decode("ascii")}}],
+        }
+        request = urllib.request.Request(
+            url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                reply = json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            message = error.read().decode("utf-8", "replace")
+            if error.code == 400:
+                raise ValueError(
+                    f"not a JPEG or PNG image the server can decode ({message[:200]})"
+                ) from None
+            raise ValueError(
+                f"TF Serving at {address} answered HTTP {error.code}: {message[:200]}"
+            ) from None
+        except (urllib.error.URLError, OSError) as error:
+            raise _unreachable(address, getattr(error, "reason", error)) from None
+        prediction = reply["predictions"][0]
+        return list(zip(prediction["labels"], prediction["scores"], strict=True))
+
+    return classify
+
+
+def grpc_classifier(address: str, model_name: str = "alexnet", timeout: float = 30.0):
+    """Classifies through TF Serving's gRPC API (`PredictionService/Predict`) at `address`
+    ("host:port", the server's --port)."""
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(address))
+
+    def classify(encoded: bytes):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = model_name
+        request.model_spec.signature_name = "serving_default"
+        request.inputs["image_bytes"].CopyFrom(tf.make_tensor_proto([encoded], dtype=tf.string))
+        try:
+            reply = stub.Predict(request, timeout=timeout)
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise ValueError(
+                    f"not a JPEG or PNG image the server can decode ({error.details()[:200]})"
+                ) from None
+            raise _unreachable(address, f"{error.code().name}: {error.details()}") from None
+        labels = [label.decode() for label in tf.make_ndarray(reply.outputs["labels"])[0]]
+        scores = tf.make_ndarray(reply.outputs["scores"])[0].tolist()
+        return list(zip(labels, scores, strict=True))
+
+    return classify
+
+
 def format_top(top: Sequence[tuple[str, float]]) -> str:
     return ", ".join(f"{label} {score:.3f}" for label, score in top)

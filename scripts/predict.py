@@ -3,6 +3,8 @@
     python scripts/predict.py --model=saved_models/alexnet examples/*.jpg
     python scripts/predict.py --model=saved_models/alexnet/3 photo.jpg
     python scripts/predict.py --model=runs/quickstart/best.keras --class_names=names.txt a.png
+    python scripts/predict.py --server=localhost:8501 a.jpg                 # TF Serving, REST
+    python scripts/predict.py --server=localhost:8500 --protocol=grpc a.jpg # TF Serving, gRPC
 
 --model is a SavedModel from scripts/train.py (a version directory, or the base directory,
 whose highest version is used), or a .keras file (then the class names come from
@@ -22,6 +24,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "saved_models/alexnet", "SavedModel (version or base dir) or .keras.")
 flags.DEFINE_string("class_names", None, "Text file of class names, for a .keras model.")
 flags.DEFINE_string("stats", None, "Pixel statistics JSON the .keras model was trained with.")
+flags.DEFINE_string("server", None, "host:port of a running TF Serving instead of --model.")
+flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "How to talk to --server.")
+flags.DEFINE_string("model_name", "alexnet", "The model's name on --server.")
 
 
 def main(argv):
@@ -34,9 +39,14 @@ def main(argv):
     from keras_alexnet import prediction
 
     try:
-        classify = prediction.load_classifier(
-            FLAGS.model, class_names=FLAGS.class_names, stats=FLAGS.stats
-        )
+        if FLAGS.server and FLAGS.protocol == "rest":
+            classify = prediction.rest_classifier(FLAGS.server, FLAGS.model_name)
+        elif FLAGS.server:
+            classify = prediction.grpc_classifier(FLAGS.server, FLAGS.model_name)
+        else:
+            classify = prediction.load_classifier(
+                FLAGS.model, class_names=FLAGS.class_names, stats=FLAGS.stats
+            )
     except ValueError as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return 1
@@ -50,6 +60,8 @@ def main(argv):
             top = classify(encoded)
         except ValueError as error:
             print(f"ERROR: {path}: {error}", file=sys.stderr)
+            if str(error).startswith("cannot reach"):
+                return 1  # the other files would fail the same way
             failed = True
             continue
         print(f"{path}: {prediction.format_top(top)}")

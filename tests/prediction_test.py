@@ -95,3 +95,157 @@ def test_predict_script_prints_top_labels_and_one_line_errors(trained, tmp_path)
     ]
     assert errors[1].startswith(f"ERROR: {garbage}: not a JPEG or PNG image")
     assert "Traceback" not in result.stderr
+
+
+# --- TF Serving: stand-ins speaking its REST and gRPC protocols, and the real server ----------
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def rest_server(trained):
+    """TF Serving's REST predict API (row format, HTTP 400 on a bad image) over the export."""
+    import base64
+    import http.server
+    import json
+    import threading
+
+    signature = tf.saved_model.load(str(trained[1] / "export" / "1")).signatures["serving_default"]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            assert self.path == "/v1/models/alexnet:predict"
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            images = [base64.b64decode(row["image_bytes"]["b64"]) for row in body["instances"]]
+            try:
+                out = signature(image_bytes=tf.constant(images))
+                rows = [
+                    {
+                        "labels": [v.decode() for v in out["labels"].numpy()[i]],
+                        "scores": out["scores"].numpy()[i].tolist(),
+                    }
+                    for i in range(len(images))
+                ]
+                code, reply = 200, {"predictions": rows}
+            except tf.errors.InvalidArgumentError as error:
+                code, reply = 400, {"error": error.message}
+            data = json.dumps(reply).encode()
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture
+def grpc_server(trained):
+    """TF Serving's gRPC PredictionService over the export."""
+    from concurrent import futures
+
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    signature = tf.saved_model.load(str(trained[1] / "export" / "1")).signatures["serving_default"]
+
+    class Service(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):
+            images = tf.make_ndarray(request.inputs["image_bytes"])
+            try:
+                out = signature(image_bytes=tf.constant(images))
+            except tf.errors.InvalidArgumentError as error:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.message)
+            reply = predict_pb2.PredictResponse()
+            for name, value in out.items():
+                reply.outputs[name].CopyFrom(tf.make_tensor_proto(value.numpy()))
+            return reply
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Service(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop(None)
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_server_classifiers_agree_with_the_model(trained, rest_server, grpc_server, protocol):
+    from keras_alexnet.prediction import grpc_classifier, rest_classifier
+
+    model = trained[0]
+    classify = rest_classifier(rest_server) if protocol == "rest" else grpc_classifier(grpc_server)
+    for example in EXAMPLES:
+        labels, scores = zip(*classify(open(example, "rb").read()), strict=True)
+        want_labels, want_scores = _expected(model, example)
+        assert list(labels) == want_labels
+        np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+    with pytest.raises(ValueError, match="not a JPEG or PNG image"):
+        classify(b"plain text")
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_predict_script_with_an_unreachable_server_is_one_line(protocol):
+    address = f"127.0.0.1:{_free_port()}"  # nothing listens there
+    result = run_python(
+        ["scripts/predict.py", f"--server={address}", f"--protocol={protocol}", *EXAMPLES]
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 1 and f"cannot reach TF Serving at {address}" in errors[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_predict_script_through_rest(rest_server):
+    result = run_python(["scripts/predict.py", f"--server={rest_server}", EXAMPLES[0]])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith(f"{EXAMPLES[0]}: ")
+
+
+def test_real_tensorflow_model_server(trained):
+    """Serves the export with TF Serving itself and calls its REST API."""
+    import shutil
+
+    binary = shutil.which("tensorflow_model_server")
+    if binary is None:
+        pytest.skip(
+            "tensorflow_model_server is not on PATH: TF Serving ships as a Debian package from "
+            "Google's apt repository or a Docker image, neither reachable from here"
+        )
+    import subprocess
+    import time
+
+    from keras_alexnet.prediction import rest_classifier
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            binary,
+            f"--rest_api_port={port}",
+            f"--port={_free_port()}",
+            "--model_name=alexnet",
+            f"--model_base_path={trained[1] / 'export'}",
+        ]
+    )
+    try:
+        classify = rest_classifier(f"127.0.0.1:{port}")
+        for _ in range(60):
+            try:
+                top = classify(open(EXAMPLES[0], "rb").read())
+                break
+            except ValueError:
+                time.sleep(1)
+        assert [label for label, _ in top] == _expected(trained[0], EXAMPLES[0])[0]
+    finally:
+        server.terminate()
