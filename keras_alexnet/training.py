@@ -541,6 +541,20 @@ def write_csv(history: list[dict], path: str) -> None:
 
 # --- train -----------------------------------------------------------------------------------
 
+BEST_MODEL_FILE = "best.keras"
+CLASS_NAMES_FILE = "class_names.txt"
+STATS_FILE = "stats.json"
+
+
+def write_class_names(class_names: Sequence[str], path: str) -> None:
+    """One class name per line, in label order (atomically)."""
+
+    def write(temporary):
+        with open(temporary, "w", encoding="utf-8") as f:
+            f.write("".join(f"{name}\n" for name in class_names))
+
+    _atomic_save(write, path)
+
 
 @dataclasses.dataclass
 class TrainResult:
@@ -607,7 +621,8 @@ def train(
     model. What `scripts/train.py` calls; the arguments are its flags.
 
     Everything lives in `model_dir`: `backup/` (resumable state, see `Backup`), `best.keras`
-    (the best model by validation top-1 error), `training_log.csv`, `logs/` (TensorBoard).
+    (the best model by validation top-1 error), `class_names.txt`, `stats.json` (the pixel
+    statistics used), `training_log.csv`, `logs/` (TensorBoard).
     Running it again with the same arguments resumes a killed run where it stopped; a
     finished run is not trained again.
 
@@ -691,6 +706,9 @@ def train(
     # code still runs on every worker, as collective ops require) and read the chief's backup.
     write_dir = model_dir if chief else tempfile.mkdtemp(prefix="keras_alexnet_worker_")
     os.makedirs(write_dir, exist_ok=True)
+    # What scripts/export.py, predict.py and evaluate.py need besides best.keras.
+    write_class_names(source.class_names, os.path.join(write_dir, CLASS_NAMES_FILE))
+    data.save_stats(color_stats, os.path.join(write_dir, STATS_FILE))
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(
         "float32" if mixed_precision == "none" else mixed_precision
@@ -725,7 +743,7 @@ def train(
             min_delta=0.0,
             verbose=1,
         )
-        best = KeepBest(os.path.join(write_dir, "best.keras"))
+        best = KeepBest(os.path.join(write_dir, BEST_MODEL_FILE))
         settings = {
             "dataset": source.name,
             "classes": source.num_classes,

@@ -140,3 +140,34 @@ def test_saved_model_cli_lists_the_contract(exported):
                 f"outputs['{name}'] tensor_info:\n        dtype: {dtype}\n        shape: {shape}"
                 in (block)
             ), (name, block)
+
+
+@pytest.mark.slow
+def test_export_script_from_a_training_runs_files(tmp_path):
+    from keras_alexnet.data import save_stats
+    from keras_alexnet.training import write_class_names
+    from tests.conftest import run_python
+
+    run = tmp_path / "run"
+    run.mkdir()
+    model = AlexNet(classes=3, init="he")
+    model.save(run / "best.keras")
+    write_class_names(CLASS_NAMES, str(run / "class_names.txt"))
+    save_stats(STATS, run / "stats.json")
+    export_dir = tmp_path / "export"
+    args = ["scripts/export.py", f"--model_dir={run}", f"--export_dir={export_dir}"]
+    result = run_python(args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Exported to {export_dir / '1'}" in result.stdout
+    served = tf.saved_model.load(str(export_dir / "1")).signatures["predict_images"]
+    images = np.random.default_rng(2).uniform(0, 255, (2, 227, 227, 3)).astype("float32")
+    out = served(images=tf.constant(images))
+    want = model(images - np.float32(STATS.mean_rgb), training=False).numpy()
+    np.testing.assert_allclose(out["probabilities"].numpy(), want, atol=1e-5)
+    assert {v.decode() for v in out["labels"].numpy().ravel()} <= set(CLASS_NAMES)
+
+    again = run_python([*args, "--version=1"])
+    assert again.returncode == 1
+    assert "already exists" in again.stderr and "Traceback" not in again.stderr
+    neither = run_python(["scripts/export.py"])
+    assert neither.returncode == 1 and "exactly one of --model_dir" in neither.stderr

@@ -90,6 +90,9 @@ def test_quickstart_recipe_end_to_end(tmp_path, shapes_data_dir):
         rows[0]
     )
     assert os.listdir(tmp_path / "run" / "logs")  # TensorBoard
+    names = (tmp_path / "run" / "class_names.txt").read_text().split()
+    assert names[:3] == ["circle", "ellipse", "triangle"] and len(names) == 10
+    assert (tmp_path / "run" / "stats.json").exists()
 
     # The exported SavedModel computes what the best model computes.
     check = f"""

@@ -1,0 +1,73 @@
+"""Exports a trained model for TF Serving as `<export_dir>/<next version>/`.
+
+    python scripts/export.py --model_dir=runs/quickstart            # the run's best model
+    python scripts/export.py --model=m.keras --class_names=names.txt --stats=stats.json
+
+A training run already exports its best model at the end; use this to export again (for
+example into another --export_dir) or to export a .keras file. The version is the next free
+integer unless --version is given; an existing version is never overwritten.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "A training run: its best.keras, class names and stats.")
+flags.DEFINE_string("model", None, "A .keras file (instead of --model_dir).")
+flags.DEFINE_string("class_names", None, "Class names file, one per line (with --model).")
+flags.DEFINE_string("stats", None, "Pixel statistics JSON the model was trained with.")
+flags.DEFINE_string("export_dir", "saved_models/alexnet", "The model's base path for TF Serving.")
+flags.DEFINE_integer("version", None, "Version number (default: the next free one).", lower_bound=1)
+
+
+def _error(message):
+    print(f"ERROR: {message}", file=sys.stderr)
+    return 1
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if bool(FLAGS.model_dir) == bool(FLAGS.model):
+        return _error("give exactly one of --model_dir (a training run) and --model (.keras).")
+    import keras
+
+    import keras_alexnet
+    from keras_alexnet import data, export, training
+
+    model_path, names_path, stats_path = FLAGS.model, FLAGS.class_names, FLAGS.stats
+    if FLAGS.model_dir:
+        run = os.path.expanduser(FLAGS.model_dir)
+        model_path = os.path.join(run, training.BEST_MODEL_FILE)
+        names_path = names_path or os.path.join(run, training.CLASS_NAMES_FILE)
+        stats_path = stats_path or os.path.join(run, training.STATS_FILE)
+    if not os.path.isfile(model_path):
+        return _error(f"{model_path} does not exist; train with scripts/train.py first.")
+    model = keras.saving.load_model(model_path)
+    classes = model.output_shape[-1]
+    if names_path:
+        if not os.path.isfile(names_path):
+            return _error(f"the class names file {names_path} does not exist.")
+        with open(names_path, encoding="utf-8") as f:
+            class_names = [line.strip() for line in f if line.strip()]
+    elif classes == 1000:
+        class_names = keras_alexnet.imagenet_class_names()
+    else:
+        return _error(f"the model has {classes} classes: give their names with --class_names.")
+    try:
+        stats = data.load_stats(stats_path) if stats_path else data.IMAGENET_STATS
+        path = export.export_saved_model(
+            model, os.path.expanduser(FLAGS.export_dir), class_names, stats, FLAGS.version
+        )
+    except (ValueError, FileExistsError) as error:
+        return _error(error)
+    print(f"Exported to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
