@@ -252,7 +252,8 @@ for name, devices in (("one_device", ["/cpu:0"]), ("mirrored", ["/cpu:0", "/cpu:
     results.append([w - w0 for w, w0 in zip(model.get_weights(), initial)])
 for one, mirrored in zip(*results):
     assert np.abs(one).max() > 0
-    np.testing.assert_allclose(mirrored, one, rtol=2e-3, atol=1e-6 * np.abs(one).max())
+    # Updates are differences of float32 weights: tolerance at the weights' rounding level.
+    np.testing.assert_allclose(mirrored, one, rtol=2e-3, atol=1e-4 * np.abs(one).max())
 print("same update")
 """
 

@@ -1,0 +1,175 @@
+"""Training and serving throughput of AlexNet, as fractions of the machine's own matmul rate.
+
+    python benchmarks/train_throughput.py [--batch_size=128] [--steps=6] [--repeats=3]
+
+In one process, for float32 and mixed_bfloat16 (and mixed_float16 when a GPU is present):
+1. a large matmul of the same dtype, best of `--repeats`: the machine's reachable FLOP/s;
+2. training: `model.fit` with the paper's optimizer and weight decay, batch 128, 227x227,
+   from in-memory data (best of `--repeats` epochs of `--steps` steps, after a warm-up
+   epoch); images/s, FLOP/s at 4.34 GFLOP per image (DESIGN section 2), ratio to (1);
+3. end to end: the same training from JPEG files (500x375, like ImageNet's) through the real
+   input pipeline, as a ratio to (2);
+4. serving: the exported SavedModel's `predict_images` at batch 64 (images/s) and
+   `serving_default` with one JPEG (latency, ms).
+The machines are shared and noisy: compare ratios measured in the same run.
+"""
+
+import os
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("batch_size", 128, "Training batch size (paper: 128).", lower_bound=1)
+flags.DEFINE_integer("steps", 6, "Training steps per measured epoch.", lower_bound=1)
+flags.DEFINE_integer("repeats", 3, "Measurements per figure; the best is kept.", lower_bound=1)
+flags.DEFINE_integer("matmul_size", 4096, "Side of the square matmul.", lower_bound=256)
+flags.DEFINE_list("policies", None, "Policies to measure (default: all this machine supports).")
+flags.DEFINE_bool("end_to_end", True, "Also train from JPEG files through the pipeline.")
+flags.DEFINE_bool("serving", True, "Also measure the exported SavedModel.")
+
+TRAIN_FLOP_PER_IMAGE = 4.34e9  # DESIGN section 2: a training step of this network
+
+
+def matmul_flops(dtype, size, repeats):
+    import tensorflow as tf
+
+    a = tf.random.normal((size, size), dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    matmul = tf.function(lambda x: tf.reduce_sum(tf.cast(tf.matmul(x, x), tf.float32)))
+    matmul(a).numpy()
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(4):
+            matmul(a).numpy()
+        best = max(best, 4 * 2 * size**3 / (time.perf_counter() - start))
+    return best
+
+
+def build(policy, classes=1000):
+    import keras
+
+    from keras_alexnet import AlexNet
+    from keras_alexnet.training import apply_weight_decay, paper_optimizer
+
+    keras.mixed_precision.set_global_policy(policy)
+    model = AlexNet(classes=classes)
+    apply_weight_decay(model)
+    model.compile(paper_optimizer(), "sparse_categorical_crossentropy", jit_compile=False)
+    return model
+
+
+def fit_images_per_second(model, dataset, steps, repeats):
+    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)  # warm-up, tracing
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+        best = max(best, steps * FLAGS.batch_size / (time.perf_counter() - start))
+    return best
+
+
+def in_memory(batch_size):
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-120, 120, (batch_size, 227, 227, 3)).astype("float32")
+    y = rng.integers(0, 1000, batch_size).astype("int32")
+    return tf.data.Dataset.from_tensors((x, y)).repeat()
+
+
+def jpeg_folder(folder, count):
+    from PIL import Image
+
+    from keras_alexnet.data.shapes_dataset import draw_example
+
+    for i in range(count):
+        image, label = draw_example("train", i)
+        path = os.path.join(folder, f"class{label}", f"{i:05d}.jpg")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        Image.fromarray(image).resize((500, 375), Image.BICUBIC).save(path, quality=90)
+
+
+def main(argv):
+    del argv
+    import keras
+    import tensorflow as tf
+
+    from keras_alexnet import data
+
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    policies = FLAGS.policies or (
+        ["float32", "mixed_float16", "mixed_bfloat16"] if gpu else ["float32", "mixed_bfloat16"]
+    )
+    print(f"device: {'GPU' if gpu else 'CPU'}, batch {FLAGS.batch_size}, steps {FLAGS.steps}")
+    with tempfile.TemporaryDirectory() as scratch:
+        if FLAGS.end_to_end:
+            images = FLAGS.batch_size * (FLAGS.steps + 1)
+            jpeg_folder(os.path.join(scratch, "images"), images)
+            source = data.image_folder_source(
+                os.path.join(scratch, "images"), validation_fraction=0.0, verify=False
+            )
+        for policy in policies:
+            dtype = {"float32": "float32", "mixed_float16": "float16"}.get(policy, "bfloat16")
+            reference = matmul_flops(dtype, FLAGS.matmul_size, FLAGS.repeats)
+            model = build(policy)
+            rate = fit_images_per_second(
+                model, in_memory(FLAGS.batch_size), FLAGS.steps, FLAGS.repeats
+            )
+            flops = rate * TRAIN_FLOP_PER_IMAGE
+            print(
+                f"{policy:>15}: matmul {reference / 1e12:6.3f} TFLOP/s | train {rate:7.1f} img/s "
+                f"= {flops / 1e12:6.3f} TFLOP/s = {flops / reference:.2f} of matmul"
+            )
+            if FLAGS.end_to_end:
+                files = data.train_dataset(source, FLAGS.batch_size).repeat()
+                end_to_end = fit_images_per_second(model, files, FLAGS.steps, FLAGS.repeats)
+                print(
+                    f"{'':>15}  end to end from JPEG files {end_to_end:7.1f} img/s = "
+                    f"{end_to_end / rate:.2f} of in-memory"
+                )
+            if FLAGS.serving:
+                rate, latency = serving_figures(model, os.path.join(scratch, policy))
+                print(
+                    f"{'':>15}  serving: predict_images batch 64 {rate:7.1f} img/s, "
+                    f"serving_default 1 JPEG {latency * 1e3:6.1f} ms"
+                )
+            del model
+            keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def serving_figures(model, export_dir):
+    """(images/s of `predict_images` at batch 64, seconds of `serving_default` on 1 JPEG)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_alexnet import export
+
+    path = export.export_saved_model(model, export_dir, [str(i) for i in range(1000)])
+    loaded = tf.saved_model.load(path)
+    predict, serve = loaded.signatures["predict_images"], loaded.signatures["serving_default"]
+    batch = tf.constant(np.random.default_rng(1).uniform(0, 255, (64, 227, 227, 3)), tf.float32)
+    jpeg = tf.constant(export.warmup_images(1))
+    predict(images=batch)
+    serve(image_bytes=jpeg)
+    rate = max(64 / _timed(lambda: predict(images=batch)) for _ in range(FLAGS.repeats))
+    latency = min(_timed(lambda: serve(image_bytes=jpeg)) for _ in range(3 * FLAGS.repeats))
+    return rate, latency
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    np_value = next(iter(out.values())).numpy()  # wait for the result
+    del np_value
+    return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    app.run(main)
