@@ -563,7 +563,7 @@ class TrainResult:
     history: list[dict]
     best_logs: dict
     export_path: str | None
-    finished: str  # "epochs", "plateau" or "already" (a finished run in model_dir)
+    finished: str  # "epochs" or "plateau": what ended training
 
 
 def _check_number(name, value, minimum=None, maximum=None, integer=False, strict_min=False):
@@ -851,6 +851,7 @@ def train(
         if finished:
             print(f"{model_dir} holds a finished run ({finished}); not training again.")
         else:
+            backup.finished = backup.export_path = None  # (a finished run given more epochs)
             with _stop_on_sigterm(backup):
                 val = validation_data()
                 fit = functools.partial(

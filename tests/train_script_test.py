@@ -114,6 +114,12 @@ np.testing.assert_allclose(served(images=x)["probabilities"].numpy(), want, atol
     assert "not training again" in result.stdout
     assert os.listdir(tmp_path / "export") == ["1"]
 
+    # More epochs continue the finished run and export the next version.
+    result = _train([*args, "--epochs=3"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Exported to {tmp_path / 'export' / '2'}" in result.stdout
+    assert [row["epoch"] for row in _history(tmp_path / "run")] == ["1", "2", "3"]
+
 
 def _start(args):
     return subprocess.Popen(
