@@ -33,17 +33,9 @@ def load_predictor(path: str, stats: ColorStats) -> Predictor:
             raise ValueError(f"The model file {path!r} does not exist.")
         model = keras.saving.load_model(path)
         return lambda views: np.asarray(model(views, training=False), np.float32)
-    from keras_alexnet.export import existing_versions
+    from keras_alexnet.export import find_saved_model
 
-    if os.path.isdir(path) and not os.path.exists(os.path.join(path, "saved_model.pb")):
-        versions = existing_versions(path)
-        if versions:
-            path = os.path.join(path, str(versions[-1]))
-    if not os.path.exists(os.path.join(path, "saved_model.pb")):
-        raise ValueError(
-            f"{path!r} is neither a .keras file nor a SavedModel exported by keras_alexnet."
-        )
-    signature = tf.saved_model.load(path).signatures["predict_images"]
+    signature = tf.saved_model.load(find_saved_model(path)).signatures["predict_images"]
     mean = tf.constant(stats.mean_rgb, tf.float32)
     return lambda views: signature(images=views + mean)["probabilities"].numpy()
 

@@ -47,6 +47,22 @@ def next_version(export_dir: str) -> int:
     return versions[-1] + 1 if versions else 1
 
 
+def find_saved_model(path: str) -> str:
+    """`path` if it is a SavedModel directory, else the highest numbered version in it (an
+    export base directory, as TF Serving reads it)."""
+    if os.path.isdir(path) and not os.path.exists(os.path.join(path, "saved_model.pb")):
+        versions = existing_versions(path)
+        if versions:
+            path = os.path.join(path, str(versions[-1]))
+    if not os.path.exists(os.path.join(path, "saved_model.pb")):
+        raise ValueError(
+            f"{path!r} is neither a SavedModel (a directory with saved_model.pb), an export "
+            "directory of numbered versions, nor a .keras file. Train and export one with "
+            "`python scripts/train.py --flagfile=configs/quickstart.flags`."
+        )
+    return path
+
+
 def _is_jpeg_or_png(encoded: tf.Tensor) -> tf.Tensor:
     return tf.logical_or(
         tf.equal(tf.strings.substr(encoded, 0, len(decode.JPEG_START)), decode.JPEG_START),

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from keras_alexnet.export import TOP_K, existing_versions
+from keras_alexnet.export import TOP_K, find_saved_model
 
 Classifier = Callable[[bytes], list[tuple[str, float]]]
 
@@ -99,17 +99,7 @@ def load_classifier(
         if not os.path.isfile(path):
             raise ValueError(f"The model file {path!r} does not exist.")
         return _keras_classifier(path, class_names, stats)
-    if os.path.isdir(path) and not os.path.exists(os.path.join(path, "saved_model.pb")):
-        versions = existing_versions(path)
-        if versions:
-            path = os.path.join(path, str(versions[-1]))
-    if not os.path.exists(os.path.join(path, "saved_model.pb")):
-        raise ValueError(
-            f"{path!r} is neither a SavedModel (a directory with saved_model.pb), an export "
-            "directory of numbered versions, nor a .keras file. Train and export one with "
-            "`python scripts/train.py --flagfile=configs/quickstart.flags`."
-        )
-    return _saved_model_classifier(path)
+    return _saved_model_classifier(find_saved_model(path))
 
 
 def _unreachable(address: str, error) -> ValueError:
