@@ -36,7 +36,8 @@ def _saved_model_classifier(path: str) -> Classifier:
     return classify
 
 
-def _read_class_names(path: str) -> list[str]:
+def read_class_names(path: str) -> list[str]:
+    """The class names of a `class_names.txt` (one per line, as training writes it)."""
     try:
         with open(path, encoding="utf-8") as f:
             return [line.strip() for line in f if line.strip()]
@@ -56,7 +57,7 @@ def _keras_classifier(path: str, class_names: str | None, stats: str | None) -> 
         raise ValueError(f"Cannot load the model {path!r}: {error}") from None
     classes = model.output_shape[-1]
     if class_names:
-        names = _read_class_names(class_names)
+        names = read_class_names(class_names)
     elif classes == 1000:
         names = keras_alexnet.imagenet_class_names()
     else:

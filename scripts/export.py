@@ -37,7 +37,7 @@ def main(argv):
     import keras
 
     import keras_alexnet
-    from keras_alexnet import data, export, training
+    from keras_alexnet import data, export, prediction, training
 
     model_path, names_path, stats_path = FLAGS.model, FLAGS.class_names, FLAGS.stats
     if FLAGS.model_dir:
@@ -52,8 +52,7 @@ def main(argv):
     if names_path:
         if not os.path.isfile(names_path):
             return _error(f"the class names file {names_path} does not exist.")
-        with open(names_path, encoding="utf-8") as f:
-            class_names = [line.strip() for line in f if line.strip()]
+        class_names = prediction.read_class_names(names_path)
     elif classes == 1000:
         class_names = keras_alexnet.imagenet_class_names()
     else:
