@@ -81,6 +81,95 @@ def test_towers_normalise_only_within_their_own_channels():
     np.testing.assert_allclose(joint[..., 10:40], norm_a[..., 10:40], rtol=1e-4, atol=1e-5)
 
 
+def numpy_lrn_gradient(a, upstream, **constants):
+    """d sum(upstream * numpy_lrn(a)) / da by central differences in float64: independent of
+    any gradient formula."""
+    a = np.asarray(a, dtype=np.float64)
+    grad = np.empty_like(a)
+    step = 1e-3
+    for index in np.ndindex(a.shape):
+        plus, minus = a.copy(), a.copy()
+        plus[index] += step
+        minus[index] -= step
+        delta = numpy_lrn(plus, **constants) - numpy_lrn(minus, **constants)
+        grad[index] = np.sum(upstream * delta) / (2 * step)
+    return grad
+
+
+def _layer_gradient(layer, a, upstream):
+    x = tf.constant(a)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(tf.cast(layer(x), tf.float32) * upstream)
+    return tape.gradient(loss, x).numpy()
+
+
+@pytest.mark.parametrize(
+    "kwargs, constants",
+    [
+        ({}, {}),
+        ({"alpha_convention": "caffe"}, {"alpha": 2e-5}),
+        (
+            {"depth_radius": 1, "bias": 1.0, "alpha": 3e-4, "beta": 0.5},
+            {"k": 1.0, "n": 3, "alpha": 3e-4, "beta": 0.5},
+        ),
+        ({"depth_radius": 9, "alpha": 1e-3, "beta": 0.6}, {"n": 19, "alpha": 1e-3, "beta": 0.6}),
+    ],
+)
+def test_gradient_matches_finite_differences_and_tensorflow(kwargs, constants):
+    """The layer's own gradient (whole-tensor ops, not TensorFlow's LRNGrad) against central
+    differences of the NumPy formula and against LRNGrad itself; the last case has a window
+    wider than the 12 channels."""
+    rng = np.random.default_rng(3)
+    a = rng.uniform(0, 120, (2, 3, 2, 12)).astype("float32")
+    upstream = rng.standard_normal(a.shape).astype("float32")
+    layer = LocalResponseNormalization(**kwargs)
+    grad = _layer_gradient(layer, a, upstream)
+    expected = numpy_lrn_gradient(a, upstream, **constants)
+    np.testing.assert_allclose(grad, expected, rtol=1e-3, atol=1e-5 * np.abs(expected).max())
+    # Not the gradient of the identity, nor the first term alone: the cross term matters.
+    assert np.max(np.abs(expected - upstream)) > 0.1
+    native = tf.raw_ops.LRNGrad(
+        input_grads=upstream,
+        input_image=a,
+        output_image=layer(a),
+        depth_radius=layer.depth_radius,
+        bias=layer.bias,
+        alpha=layer.effective_alpha,
+        beta=layer.beta,
+    ).numpy()
+    np.testing.assert_allclose(grad, native, rtol=1e-5, atol=1e-6 * np.abs(native).max())
+
+
+def test_gradient_in_a_placed_layer_inside_tf_function():
+    """The custom gradient also holds when the layer has a device (its own tape) and in a
+    traced function with an unknown batch size."""
+    rng = np.random.default_rng(4)
+    a = rng.uniform(0, 120, (3, 4, 4, 48)).astype("float32")
+    upstream = rng.standard_normal(a.shape).astype("float32")
+    layer = LocalResponseNormalization(device="/CPU:0")
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 4, 4, 48), tf.float32)])
+    def gradient(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x) * upstream)
+        return tape.gradient(loss, x)
+
+    native = tf.raw_ops.LRNGrad(
+        input_grads=upstream,
+        input_image=a,
+        output_image=layer(a),
+        depth_radius=2,
+        bias=2.0,
+        alpha=1e-4,
+        beta=0.75,
+    ).numpy()
+    np.testing.assert_allclose(
+        gradient(a).numpy(), native, rtol=1e-5, atol=1e-6 * np.abs(native).max()
+    )
+
+
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_computes_in_float32_under_mixed_precision(policy, activations, monkeypatch):
     seen = []
