@@ -589,6 +589,45 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
+def _epoch_batches(
+    source, batch_size, batches, skip, stats, seed, num_shards=1, shard_index=0
+) -> tf.data.Dataset:
+    """Batches `skip` ... `batches - 1` of one epoch's stream of one input pipeline.
+
+    The stream is the seeded pass over the train split (`data.train_dataset`), followed, when
+    one pass holds fewer than `batches` batches (a small dataset), by more passes with seeds of
+    their own (other orders and other random views), and a last repeated pass in case images
+    that do not decode left the others short. Resuming skips whole passes, and the skipped
+    batches of the pass it resumes in, without decoding them. (Images that do not decode make
+    the passes shorter than counted, so a resume after one is close to, not exactly, where the
+    run stopped.)
+    """
+    from keras_alexnet import data
+
+    def one_pass(index, skip_batches=0):
+        # Pass 0 uses the epoch's seed itself; the others derive theirs from it.
+        pass_seed = seed if index == 0 else _epoch_seed(seed, index)
+        return data.train_dataset(
+            source,
+            batch_size,
+            stats=stats,
+            seed=pass_seed,
+            num_shards=num_shards,
+            shard_index=shard_index,
+            skip_batches=skip_batches,
+        )
+
+    examples = len(range(shard_index, source.num_examples["train"], num_shards))
+    per_pass = max(1, examples // batch_size)
+    passes = -(-batches // per_pass)
+    first = skip // per_pass
+    parts = [one_pass(first, skip - first * per_pass)] if first < passes else []
+    parts += [one_pass(i) for i in range(first + 1, passes)]
+    parts.append(one_pass(passes).repeat())  # the backstop: never used with readable images
+    stream = functools.reduce(lambda a, b: a.concatenate(b), parts)
+    return stream.take(batches - skip)
+
+
 def train(
     dataset: str = "alexnet_shapes",
     *,
@@ -784,15 +823,18 @@ def train(
                 shards = dict(
                     num_shards=context.num_input_pipelines, shard_index=context.input_pipeline_id
                 )
-                parts = []
-                for e in range(first_epoch, epochs):
-                    batches = steps * per_pipeline
-                    skipped = skip * per_pipeline if e == first_epoch else 0
-                    kwargs = dict(stats=color_stats, seed=_epoch_seed(seed, e), **shards)
-                    full = data.train_dataset(source, per_replica, skip_batches=skipped, **kwargs)
-                    # Undecodable images make a pass short: top it up with the same stream.
-                    refill = data.train_dataset(source, per_replica, **kwargs).repeat()
-                    parts.append(full.concatenate(refill).take(batches - skipped))
+                parts = [
+                    _epoch_batches(
+                        source,
+                        per_replica,
+                        batches=steps * per_pipeline,
+                        skip=skip * per_pipeline if e == first_epoch else 0,
+                        stats=color_stats,
+                        seed=_epoch_seed(seed, e),
+                        **shards,
+                    )
+                    for e in range(first_epoch, epochs)
+                ]
                 return functools.reduce(lambda a, b: a.concatenate(b), parts)
 
             return distribution.distribute_datasets_from_function(dataset_fn)

@@ -458,3 +458,33 @@ def test_feature_extractor_gives_fc7_features(images):
     assert extractor.get_layer("fc7_a") is model.get_layer("fc7_a")
     with pytest.raises(ValueError, match="include_top=True"):
         feature_extractor(AlexNet(include_top=False))
+
+
+def test_xla_gradients_equal_the_graph_ones():
+    """`--jit_compile`: the whole train-step gradient (LRN's own gradient and the placed
+    towers' custom gradients included) compiles with XLA and gives the same numbers."""
+    model = AlexNet(
+        include_top=False,
+        input_shape=(67, 67, 3),
+        pooling="avg",
+        init="he",
+        tower_devices=("/CPU:0", "/CPU:0"),
+    )
+    rng = np.random.default_rng(6)
+    x = tf.constant(rng.uniform(-100, 100, (2, 67, 67, 3)).astype("float32"))
+    w = tf.constant(rng.standard_normal((2, 256)).astype("float32"))
+
+    def gradients(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(model(x, training=True) * w)
+        return tape.gradient(loss, model.trainable_variables)
+
+    graph = tf.function(gradients)(x)
+    xla = tf.function(gradients, jit_compile=True)(x)
+    assert len(graph) == 10 * 2  # kernel and bias of five convolutions per tower
+    for variable, want, got in zip(model.trainable_variables, graph, xla, strict=True):
+        scale = np.abs(want.numpy()).max()
+        assert scale > 0, variable.path
+        np.testing.assert_allclose(
+            got.numpy(), want.numpy(), atol=1e-4 * scale, err_msg=variable.path
+        )

@@ -9,6 +9,7 @@ import pytest
 
 from keras_alexnet import AlexNet
 from keras_alexnet.training import apply_weight_decay, paper_optimizer
+from tests.conftest import encode, write
 
 
 def _linear_model(w0, b0):
@@ -265,3 +266,33 @@ def test_mirrored_on_two_cpus_makes_the_same_first_update_as_one_device():
     result = run_python(["-c", MIRRORED_VS_ONE_DEVICE], env={"TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "same update" in result.stdout
+
+
+@pytest.mark.parametrize("skip", [0, 3, 7, 12])
+def test_resumed_epoch_sees_the_rest_of_the_same_stream(tmp_path, skip):
+    """An epoch of 13 batches from a pass of 5 (10 images, batch 2) is one pass topped up by
+    more: resuming after `skip` batches, also inside the second or third pass, gives exactly
+    the batches an uninterrupted epoch would have gone on with."""
+    from keras_alexnet import data
+    from keras_alexnet.training import _epoch_batches
+
+    rng = np.random.default_rng(5)
+    for i in range(10):
+        image = rng.integers(0, 255, (30 + i, 40, 3), dtype=np.uint8)
+        write(f"{tmp_path}/c{i % 2}/{i:02d}.png", encode(image, "PNG"))
+    source = data.image_folder_source(str(tmp_path), validation_fraction=0.0, verify=False)
+    assert source.num_examples["train"] == 10
+
+    def batches(skip):
+        ds = _epoch_batches(source, 2, batches=13, skip=skip, stats=None, seed=9)
+        return [(x.numpy(), y.numpy()) for x, y in ds]
+
+    whole = batches(0)
+    assert len(whole) == 13
+    # A real top-up: pass 2 repeats the images of pass 1 in another order / other views.
+    assert not np.array_equal(whole[0][0], whole[5][0])
+    resumed = batches(skip)
+    assert len(resumed) == 13 - skip
+    for (x, y), (want_x, want_y) in zip(resumed, whole[skip:], strict=True):
+        np.testing.assert_array_equal(y, want_y)
+        np.testing.assert_array_equal(x, want_x)
