@@ -14,9 +14,11 @@ In one process, for float32 and mixed_bfloat16 (and mixed_float16 when a GPU is 
 
 The machines are shared and noisy: on the 2-core VMs seen so far the same step runs at two or
 three distinct speeds (about 1 : 0.75 : 0.55) that change from one minute to the next. So a
-round measures a matmul, (2), (3) and a matmul again, `--repeats` rounds; the headline ratios
-compare the best of each figure over all rounds (the machine at its fastest), and the ratios
-within each round are printed too (their median, and their spread, which shows the noise).
+round measures a matmul, (2), (3) and a matmul again, `--repeats` rounds. The headline ratio
+is the median over rounds of the ratio within a round (training against the mean of the two
+matmuls around it; end to end against the in-memory figure just before it): both sides of
+each ratio saw the machine in (nearly) the same state. The spread and the best-of-each ratio
+are printed too.
 """
 
 import os
@@ -93,22 +95,22 @@ def measure_policy(policy, dtype, model, memory, files):
         matmuls += [before, after]
         paired.append(trains[-1] * TRAIN_FLOP_PER_IMAGE / ((before + after) / 2))
     matmul, train = max(matmuls), max(trains)
-    flops = train * TRAIN_FLOP_PER_IMAGE
     print(
-        f"{policy:>15}: matmul {matmul / 1e12:6.3f} TFLOP/s | train {train:7.1f} img/s "
-        f"= {flops / 1e12:6.3f} TFLOP/s = {flops / matmul:.2f} of matmul"
+        f"{policy:>15}: train {train:5.1f} img/s = {train * TRAIN_FLOP_PER_IMAGE / 1e12:.3f} "
+        f"TFLOP/s, matmul {matmul / 1e12:.3f} TFLOP/s (best of each); train/matmul within a "
+        f"round: median {statistics.median(paired):.2f} ({_spread(paired)}), best/best "
+        f"{train * TRAIN_FLOP_PER_IMAGE / matmul:.2f}"
     )
     print(
-        f"{'':>15}  rounds: matmul {_spread(m / 1e12 for m in matmuls)} TFLOP/s, train "
-        f"{_spread(trains)} img/s; train/matmul within a round {_spread(paired)}, "
-        f"median {statistics.median(paired):.2f}"
+        f"{'':>15}  rounds: matmul {_spread(m / 1e12 for m in matmuls)} TFLOP/s, "
+        f"train {_spread(trains)} img/s"
     )
     if files is not None:
         end_to_end = max(end_to_ends)
         print(
-            f"{'':>15}  end to end from JPEG files {end_to_end:7.1f} img/s = "
-            f"{end_to_end / train:.2f} of in-memory; within a round {_spread(paired_files)}, "
-            f"median {statistics.median(paired_files):.2f}"
+            f"{'':>15}  end to end from JPEG files {end_to_end:5.1f} img/s (best); end to end / "
+            f"in-memory within a round: median {statistics.median(paired_files):.2f} "
+            f"({_spread(paired_files)}), best/best {end_to_end / train:.2f}"
         )
 
 
