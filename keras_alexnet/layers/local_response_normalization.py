@@ -30,9 +30,15 @@ def local_response_normalization(x, depth_radius, bias, alpha, beta):
 
     (the window is symmetric, so "j whose window holds i" is "j in the window of i"); the
     window sums are one matmul with a band matrix over channels. It matches `LRNGrad` to float32
-    rounding (tested) and costs about half as much.
+    rounding (tested) and costs less than half as much on CPU (the 128x55x55x48 backward:
+    140 ms instead of 335 ms). Where a GPU is visible, TensorFlow's own gradient (cuDNN's
+    fused LRN backward) is kept: the whole-tensor version is only measured on CPUs.
     """
     x = tf.convert_to_tensor(x)
+    if tf.config.list_physical_devices("GPU"):
+        return tf.nn.local_response_normalization(
+            x, depth_radius=depth_radius, bias=bias, alpha=alpha, beta=beta
+        )
 
     @tf.custom_gradient
     def lrn(x):

@@ -217,3 +217,28 @@ def test_config_round_trip_and_serialization():
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         LocalResponseNormalization(**kwargs)
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_tensorflows_own_gradient_is_kept_where_a_gpu_is_visible(gpu, monkeypatch):
+    """CPU-only: the whole-tensor gradient (no LRNGrad op in the graph); with a GPU visible,
+    TensorFlow's LRNGrad (cuDNN's fused kernel there)."""
+    real = tf.config.list_physical_devices
+    monkeypatch.setattr(
+        tf.config,
+        "list_physical_devices",
+        lambda kind=None: ["fake GPU"] if gpu and kind == "GPU" else real(kind),
+    )
+    layer = LocalResponseNormalization()
+
+    @tf.function
+    def gradient(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x))
+        return tape.gradient(loss, x)
+
+    graph = gradient.get_concrete_function(tf.TensorSpec((1, 3, 3, 8), tf.float32)).graph
+    op_types = {op.type for op in graph.get_operations()}
+    assert ("LRNGrad" in op_types) == gpu
+    assert "LRN" in op_types
