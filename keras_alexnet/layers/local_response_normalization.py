@@ -47,14 +47,16 @@ def local_response_normalization(x, depth_radius, bias, alpha, beta):
         )
 
         def grad(g):
-            # The constant factors ride in the band matrices: two fewer passes over the data.
-            s = bias + _window_sum(tf.square(x), depth_radius, alpha)
-            if beta == 0.75:  # the paper's value: s^-0.75 = s^-0.5 * s^-0.25, no pow
-                r = tf.math.rsqrt(s)
-                power = r * tf.sqrt(r)
-            else:
-                power = tf.pow(s, -beta)
-            return g * power - x * _window_sum(g * y / s, depth_radius, 2.0 * alpha * beta)
+            with tf.name_scope("lrn_gradient"):  # named, for profiles
+                # The constant factors ride in the band matrices: two fewer passes.
+                s = bias + _window_sum(tf.square(x), depth_radius, alpha)
+                if beta == 0.75:  # the paper's value: s^-0.75 = s^-0.5 * s^-0.25, no pow
+                    r = tf.math.rsqrt(s)
+                    power = r * tf.sqrt(r)
+                else:
+                    power = tf.pow(s, -beta)
+                window = _window_sum(g * y / s, depth_radius, 2.0 * alpha * beta)
+                return g * power - x * window
 
         return y, grad
 
