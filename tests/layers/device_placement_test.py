@@ -73,7 +73,8 @@ def test_tower_ops_and_variables_run_on_their_devices():
         for tower in "ab":
             assert f"{name}_{tower}" in seen_layers, f"no op of {name}_{tower} in the log"
     assert "Conv2DBackpropFilter" in seen_layers["conv2_b"]
-    assert "LRNGrad" in seen_layers["norm1_b"]
+    # LRN's gradient: whole-tensor ops on a CPU-only machine, TensorFlow's LRNGrad with a GPU.
+    assert seen_layers["norm1_b"] & {"Rsqrt", "LRNGrad"}
     assert "MatMul" in seen_layers["fc6_a"]
 
     variables = [line.split() for line in result.stdout.splitlines() if line.startswith("VARIABLE")]
