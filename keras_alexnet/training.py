@@ -594,38 +594,31 @@ def _epoch_batches(
 ) -> tf.data.Dataset:
     """Batches `skip` ... `batches - 1` of one epoch's stream of one input pipeline.
 
-    The stream is the seeded pass over the train split (`data.train_dataset`), followed, when
-    one pass holds fewer than `batches` batches (a small dataset), by more passes with seeds of
-    their own (other orders and other random views), and a last repeated pass in case images
-    that do not decode left the others short. Resuming skips whole passes, and the skipped
-    batches of the pass it resumes in, without decoding them. (Images that do not decode make
-    the passes shorter than counted, so a resume after one is close to, not exactly, where the
-    run stopped.)
+    The stream is the seeded pass over the train split (`data.train_dataset`), then, when one
+    pass holds fewer than `batches` batches (a small dataset, or images that do not decode),
+    a second seeded stream repeated, each repetition in a new order with new random views.
+    Resuming inside the first pass skips its batches without decoding them; resuming in a
+    later pass decodes what it skips (small datasets only). Images that do not decode make a
+    pass shorter than counted, so a resume after one is close to, not exactly, where it was.
     """
     from keras_alexnet import data
 
-    def one_pass(index, skip_batches=0):
-        # Pass 0 uses the epoch's seed itself; the others derive theirs from it.
-        pass_seed = seed if index == 0 else _epoch_seed(seed, index)
+    def stream(stream_seed, skip_batches=0):
         return data.train_dataset(
             source,
             batch_size,
             stats=stats,
-            seed=pass_seed,
+            seed=stream_seed,
             num_shards=num_shards,
             shard_index=shard_index,
             skip_batches=skip_batches,
         )
 
     examples = len(range(shard_index, source.num_examples["train"], num_shards))
-    per_pass = max(1, examples // batch_size)
-    passes = -(-batches // per_pass)
-    first = skip // per_pass
-    parts = [one_pass(first, skip - first * per_pass)] if first < passes else []
-    parts += [one_pass(i) for i in range(first + 1, passes)]
-    parts.append(one_pass(passes).repeat())  # the backstop: never used with readable images
-    stream = functools.reduce(lambda a, b: a.concatenate(b), parts)
-    return stream.take(batches - skip)
+    per_pass = examples // batch_size
+    first = stream(seed, skip_batches=min(skip, per_pass))
+    more = stream(_epoch_seed(seed, 1)).repeat().skip(max(0, skip - per_pass))
+    return first.concatenate(more).take(batches - skip)
 
 
 def train(

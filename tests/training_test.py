@@ -289,8 +289,9 @@ def test_resumed_epoch_sees_the_rest_of_the_same_stream(tmp_path, skip):
 
     whole = batches(0)
     assert len(whole) == 13
-    # A real top-up: pass 2 repeats the images of pass 1 in another order / other views.
+    # A real top-up: passes 2 and 3 show the images again in other orders / other views.
     assert not np.array_equal(whole[0][0], whole[5][0])
+    assert not np.array_equal(whole[5][0], whole[10][0])
     resumed = batches(skip)
     assert len(resumed) == 13 - skip
     for (x, y), (want_x, want_y) in zip(resumed, whole[skip:], strict=True):
