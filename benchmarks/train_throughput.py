@@ -38,7 +38,7 @@ flags.DEFINE_integer(
     "steps", 4, "Training steps per measurement (the first is not timed).", lower_bound=2
 )
 flags.DEFINE_integer(
-    "repeats", 4, "Rounds of measurements; the best of each figure is kept.", lower_bound=1
+    "repeats", 4, "Rounds of measurements (matmul, train, end to end, matmul).", lower_bound=1
 )
 flags.DEFINE_integer("matmul_size", 4096, "Side of the square matmul.", lower_bound=256)
 flags.DEFINE_list("policies", None, "Policies to measure (default: all this machine supports).")
@@ -48,20 +48,17 @@ flags.DEFINE_bool("serving", True, "Also measure the exported SavedModel.")
 TRAIN_FLOP_PER_IMAGE = 4.34e9  # DESIGN section 2: a training step of this network
 
 
-def matmul_flops(dtype, size, tries):
+def matmul_flops(dtype, size):
+    """FLOP/s of four (size x size) @ (size x size) products in `dtype`, after a warm-up."""
     import tensorflow as tf
 
-    a = tf.random.normal((size, size), dtype=tf.float32)
-    a = tf.cast(a, dtype)
+    a = tf.cast(tf.random.normal((size, size), dtype=tf.float32), dtype)
     matmul = tf.function(lambda x: tf.reduce_sum(tf.cast(tf.matmul(x, x), tf.float32)))
     matmul(a).numpy()
-    best = 0.0
-    for _ in range(tries):
-        start = time.perf_counter()
-        for _ in range(4):
-            matmul(a).numpy()
-        best = max(best, 4 * 2 * size**3 / (time.perf_counter() - start))
-    return best
+    start = time.perf_counter()
+    for _ in range(4):
+        matmul(a).numpy()
+    return 4 * 2 * size**3 / (time.perf_counter() - start)
 
 
 def build(policy, classes=1000):
@@ -109,12 +106,12 @@ def measure_policy(policy, dtype, model, memory, files):
         fit_images_per_second(model, files, 2)
     matmuls, trains, end_to_ends, paired, paired_files = [], [], [], [], []
     for _ in range(FLAGS.repeats):
-        before = matmul_flops(dtype, FLAGS.matmul_size, 1)
+        before = matmul_flops(dtype, FLAGS.matmul_size)
         trains.append(fit_images_per_second(model, memory, FLAGS.steps))
         if files is not None:
             end_to_ends.append(fit_images_per_second(model, files, FLAGS.steps))
             paired_files.append(end_to_ends[-1] / trains[-1])
-        after = matmul_flops(dtype, FLAGS.matmul_size, 1)
+        after = matmul_flops(dtype, FLAGS.matmul_size)
         matmuls += [before, after]
         paired.append(trains[-1] * TRAIN_FLOP_PER_IMAGE / ((before + after) / 2))
     matmul, train = max(matmuls), max(trains)
