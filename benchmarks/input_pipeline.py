@@ -59,9 +59,11 @@ def _rate(make_dataset, count, repeats):
 
 def main(argv):
     del argv
+    from keras_alexnet import data, machine  # isort: skip  (first: TensorFlow's oneDNN switch)
+
     import tensorflow as tf
 
-    from keras_alexnet import data
+    print(machine.describe_this_machine())
 
     with tempfile.TemporaryDirectory() as folder:
         _write_images(folder, FLAGS.images, FLAGS.width, FLAGS.height)
@@ -75,10 +77,7 @@ def main(argv):
             )
             / 2**20
         )
-        print(
-            f"{count} JPEG files, {FLAGS.width}x{FLAGS.height}, {size_mb:.1f} MiB; "
-            f"{os.cpu_count()} CPUs; TensorFlow {tf.__version__}"
-        )
+        print(f"{count} JPEG files, {FLAGS.width}x{FLAGS.height}, {size_mb:.1f} MiB")
 
         def decode_only():
             ds = source.encoded("train").map(

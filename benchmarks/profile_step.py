@@ -77,6 +77,9 @@ def main(argv):
     del argv
     import tensorflow as tf
 
+    from keras_alexnet import machine
+
+    print(machine.describe_this_machine())
     logdir = FLAGS.logdir or tempfile.mkdtemp(prefix="alexnet_profile_")
     model = train_throughput.build(FLAGS.policy)
     memory = train_throughput.in_memory(FLAGS.batch_size)

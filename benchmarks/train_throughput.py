@@ -2,12 +2,14 @@
 
     python benchmarks/train_throughput.py [--batch_size=128] [--steps=4] [--repeats=4]
 
-In one process, for float32 and mixed_bfloat16 (and mixed_float16 when a GPU is present):
+First it names the machine: the CPU's model, cores and instruction sets (AVX2, AVX-512,
+AVX512_BF16, AMX), whether TensorFlow's oneDNN kernels are on, the GPUs. Then, in one process,
+for float32 and mixed_bfloat16 (and mixed_float16 when a GPU is present):
 1. a large matmul of the same dtype: the machine's reachable FLOP/s;
 2. training: `model.fit` with the paper's optimizer and weight decay, batch 128, 227x227,
    from in-memory data, `--steps` steps per measurement after a warm-up (all but the first
-   step timed); images/s, FLOP/s at
-   4.34 GFLOP per image (DESIGN section 2), ratio to (1);
+   step timed); images/s, FLOP/s at 4.34 GFLOP per image (see `TRAIN_FLOP_PER_IMAGE`),
+   ratio to (1);
 3. end to end: the same training from JPEG files (500x375, like ImageNet's) through the real
    input pipeline, as a ratio to (2);
 4. serving: the exported SavedModel's `predict_images` at batch 64 (images/s) and
@@ -20,6 +22,11 @@ is the median over rounds of the ratio within a round (training against the mean
 matmuls around it; end to end against the in-memory figure just before it): both sides of
 each ratio saw the machine in (nearly) the same state. The spread and the best-of-each ratio
 are printed too.
+
+A policy the hardware only emulates (mixed_bfloat16 on a CPU without AMX-BF16 or AVX512_BF16,
+mixed_float16 on a CPU) is not a figure to compare: by default it is skipped with a line that
+says so and how much slower a probe measured it; named in `--policies` it is measured and
+every line of it is marked EMULATED.
 """
 
 import os
@@ -29,6 +36,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras_alexnet  # noqa: E402, F401, I001  (first: it sets TensorFlow's oneDNN switch)
 import keras  # noqa: E402
 from absl import app, flags  # noqa: E402
 
@@ -45,7 +53,9 @@ flags.DEFINE_list("policies", None, "Policies to measure (default: all this mach
 flags.DEFINE_bool("end_to_end", True, "Also train from JPEG files through the pipeline.")
 flags.DEFINE_bool("serving", True, "Also measure the exported SavedModel.")
 
-TRAIN_FLOP_PER_IMAGE = 4.34e9  # DESIGN section 2: a training step of this network
+# A training step of this network per image: the forward pass is about 0.72 G multiply-adds
+# (1.45 GFLOP) and the backward pass twice that (gradients of activations and of weights).
+TRAIN_FLOP_PER_IMAGE = 4.34e9
 
 
 def matmul_flops(dtype, size):
@@ -99,8 +109,9 @@ def fit_images_per_second(model, dataset, steps):
     return (steps - 1) * FLAGS.batch_size / (step_times.times[-1] - step_times.times[0])
 
 
-def measure_policy(policy, dtype, model, memory, files):
-    """Prints the matmul, in-memory and end-to-end figures of one policy, measured in turn."""
+def measure_policy(policy, dtype, model, memory, files, mark=""):
+    """Prints the matmul, in-memory and end-to-end figures of one policy, measured in turn;
+    `mark` starts every line (EMULATED for a policy the hardware does not run natively)."""
     fit_images_per_second(model, memory, 2)  # warm-up: tracing, first allocations
     if files is not None:
         fit_images_per_second(model, files, 2)
@@ -116,20 +127,20 @@ def measure_policy(policy, dtype, model, memory, files):
         paired.append(trains[-1] * TRAIN_FLOP_PER_IMAGE / ((before + after) / 2))
     matmul, train = max(matmuls), max(trains)
     print(
-        f"{policy:>15}: train {train:5.1f} img/s = {train * TRAIN_FLOP_PER_IMAGE / 1e12:.3f} "
+        f"{mark}{policy:>15}: train {train:5.1f} img/s = {train * TRAIN_FLOP_PER_IMAGE / 1e12:.3f} "
         f"TFLOP/s, matmul {matmul / 1e12:.3f} TFLOP/s (best of each); train/matmul within a "
         f"round: median {statistics.median(paired):.2f} ({_spread(paired)}), best/best "
         f"{train * TRAIN_FLOP_PER_IMAGE / matmul:.2f}"
     )
     print(
-        f"{'':>15}  rounds: matmul {_spread(m / 1e12 for m in matmuls)} TFLOP/s, "
+        f"{mark}{'':>15}  rounds: matmul {_spread(m / 1e12 for m in matmuls)} TFLOP/s, "
         f"train {_spread(trains)} img/s"
     )
     if files is not None:
         end_to_end = max(end_to_ends)
         print(
-            f"{'':>15}  end to end from JPEG files {end_to_end:5.1f} img/s (best); end to end / "
-            f"in-memory within a round: median {statistics.median(paired_files):.2f} "
+            f"{mark}{'':>15}  end to end from JPEG files {end_to_end:5.1f} img/s (best); end to "
+            f"end / in-memory within a round: median {statistics.median(paired_files):.2f} "
             f"({_spread(paired_files)}), best/best {end_to_end / train:.2f}"
         )
 
@@ -166,12 +177,13 @@ def main(argv):
     import keras
     import tensorflow as tf
 
-    from keras_alexnet import data
+    from keras_alexnet import data, machine
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
     policies = FLAGS.policies or (
         ["float32", "mixed_float16", "mixed_bfloat16"] if gpu else ["float32", "mixed_bfloat16"]
     )
+    print(machine.describe_this_machine())
     print(f"device: {'GPU' if gpu else 'CPU'}, batch {FLAGS.batch_size}, steps {FLAGS.steps}")
     with tempfile.TemporaryDirectory() as scratch:
         if FLAGS.end_to_end:
@@ -181,22 +193,35 @@ def main(argv):
                 os.path.join(scratch, "images"), validation_fraction=0.0, verify=False
             )
         for policy in policies:
+            emulated = emulation_warning(policy)
+            if emulated and not FLAGS.policies:
+                print(f"{policy:>15}: skipped, not a figure to compare: {emulated}")
+                continue
+            mark = "EMULATED " if emulated else ""
             dtype = {"float32": "float32", "mixed_float16": "float16"}.get(policy, "bfloat16")
             model = build(policy)
             memory = in_memory(FLAGS.batch_size)
             files = (
                 data.train_dataset(source, FLAGS.batch_size).repeat() if FLAGS.end_to_end else None
             )
-            measure_policy(policy, dtype, model, memory, files)
+            measure_policy(policy, dtype, model, memory, files, mark)
             if FLAGS.serving:
                 rate, latency = serving_figures(model, os.path.join(scratch, policy))
                 print(
-                    f"{'':>15}  serving: predict_images batch 64 {rate:7.1f} img/s, "
+                    f"{mark}{'':>15}  serving: predict_images batch 64 {rate:7.1f} img/s, "
                     f"serving_default 1 JPEG {latency * 1e3:6.1f} ms"
                 )
             del model
             keras.backend.clear_session()
     keras.mixed_precision.set_global_policy("float32")
+
+
+def emulation_warning(policy):
+    """Why `policy` only runs emulated on the device it would train on, or None."""
+    from keras_alexnet import precision
+
+    requested = "none" if policy == "float32" else policy
+    return precision.choose_precision(requested).warning
 
 
 def serving_figures(model, export_dir):

@@ -1,8 +1,22 @@
 """keras_alexnet: the AlexNet of Krizhevsky, Sutskever & Hinton (2012) for TensorFlow/Keras 3."""
 
-from keras_alexnet import layers
-from keras_alexnet.alexnet import AlexNet, decode_predictions, feature_extractor, preprocess_input
-from keras_alexnet.imagenet import imagenet_class_index, imagenet_class_names
+import warnings
+
+from keras_alexnet import machine
+
+# Before TensorFlow loads: its oneDNN CPU kernels on every x86-64 Linux CPU (see `machine`).
+_onednn_warning = machine.use_onednn_kernels()
+if _onednn_warning:
+    warnings.warn(_onednn_warning, stacklevel=2)
+
+from keras_alexnet import layers  # noqa: E402
+from keras_alexnet.alexnet import (  # noqa: E402
+    AlexNet,
+    decode_predictions,
+    feature_extractor,
+    preprocess_input,
+)
+from keras_alexnet.imagenet import imagenet_class_index, imagenet_class_names  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -24,6 +24,7 @@ import math
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
@@ -34,6 +35,7 @@ import tensorflow as tf
 from absl import logging
 from keras.src.utils import io_utils
 
+from keras_alexnet import precision
 from keras_alexnet.alexnet import DROPOUT_RATE
 
 # Paper 5: "stochastic gradient descent with a batch size of 128 examples, momentum of 0.9,
@@ -90,7 +92,6 @@ def apply_weight_decay(model: keras.Model, weight_decay: float = PAPER_WEIGHT_DE
 # --- strategies ------------------------------------------------------------------------------
 
 STRATEGIES = ("mirrored", "multi_worker", "one_device", "towers")
-MIXED_PRECISION_POLICIES = ("none", "mixed_float16", "mixed_bfloat16")
 
 
 def use_logical_cpus(count: int) -> None:
@@ -360,11 +361,13 @@ class Backup(keras.callbacks.BackupAndRestore):
         settings: dict,
         write_dir: str | None = None,
         learning_rate: float | None = None,
+        precision: str | None = None,
     ):
         super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False)
         self.stateful = stateful
         self.settings = settings
         self.learning_rate = learning_rate  # the run's --learning_rate
+        self.precision = precision  # the dtype policy it trains under now
         self.write_dir = write_dir or backup_dir  # non-chief workers write elsewhere
         self.history: list[dict] = []
         self.epoch = 0
@@ -407,6 +410,13 @@ class Backup(keras.callbacks.BackupAndRestore):
             io_utils.print_msg(
                 f"learning_rate changed from {state['learning_rate']} to {self.learning_rate}: "
                 "training goes on at the new rate."
+            )
+        before = state.get("precision")
+        if before and self.precision and before != self.precision:
+            # The variables are float32 under every policy: the run goes on, in the new one.
+            io_utils.print_msg(
+                f"precision changed from {before} to {self.precision} (this machine's choice): "
+                "training goes on in the new precision."
             )
         for variable, value in zip(_seed_states(self.model), state["seed_states"], strict=True):
             variable.assign(np.asarray(value, variable.dtype))
@@ -469,6 +479,7 @@ class Backup(keras.callbacks.BackupAndRestore):
             "weights": name,
             "settings": self.settings,
             "learning_rate": self.learning_rate,
+            "precision": self.precision,
             "history": self.history,
             "seed_states": [np.asarray(v).tolist() for v in _seed_states(self.model)],
             "callbacks": {n: callback.get_state() for n, callback in self.stateful.items()},
@@ -564,6 +575,7 @@ class TrainResult:
     best_logs: dict
     export_path: str | None
     finished: str  # "epochs" or "plateau": what ended training
+    precision: str  # the Keras dtype policy it trained under (the last part, if resumed)
 
 
 def _check_number(name, value, minimum=None, maximum=None, integer=False, strict_min=False):
@@ -642,7 +654,7 @@ def train(
     strategy: str = "mirrored",
     devices: Sequence[str] | None = None,
     tower_devices: Sequence[str] | None = None,
-    mixed_precision: str = "none",
+    mixed_precision: str = "auto",
     jit_compile: bool = False,
     seed: int = 0,
     init: str = "paper",
@@ -675,8 +687,11 @@ def train(
             validation top-1 error; after `max_lr_reductions` reductions the next such plateau
             ends training.
         strategy, devices, tower_devices: see `make_strategy`.
-        mixed_precision: "none", "mixed_float16" (GPU) or "mixed_bfloat16" (CPUs with AMX or
-            AVX-512 bf16, TPUs, recent GPUs). LRN and the classifier stay float32.
+        mixed_precision: "auto" (chosen for the devices the run uses, see
+            `precision.choose_precision`: mixed_float16 on GPUs with tensor cores,
+            mixed_bfloat16 on CPUs with AMX-BF16 or AVX512_BF16, else float32), "none"
+            (float32), "mixed_float16" or "mixed_bfloat16". LRN and the classifier stay
+            float32. The choice and its reason are printed and kept in the backup.
         jit_compile: compile the train step with XLA.
         seed: initial weights, data order and augmentation.
         init: "paper" or "he" (see `AlexNet`).
@@ -704,12 +719,13 @@ def train(
     _check_number("lr_reduce_patience", lr_reduce_patience, minimum=1, integer=True)
     _check_number("max_lr_reductions", max_lr_reductions, minimum=0, integer=True)
     _check_number("seed", seed, minimum=0, integer=True)
-    _check_choice("mixed_precision", mixed_precision, MIXED_PRECISION_POLICIES)
+    _check_choice("mixed_precision", mixed_precision, precision.PRECISIONS)
     _check_choice("init", init, INITIALIZATIONS)
     if not model_dir:
         raise SettingsError("model_dir must name a directory; received an empty model_dir.")
 
     distribution, towers = make_strategy(strategy, devices, tower_devices)
+    choice = _choose_precision(mixed_precision, distribution, towers, verbose)
     replicas = distribution.num_replicas_in_sync
     if batch_size % replicas:
         raise SettingsError(
@@ -742,9 +758,7 @@ def train(
     write_class_names(source.class_names, os.path.join(write_dir, CLASS_NAMES_FILE))
     data.save_stats(color_stats, os.path.join(write_dir, STATS_FILE))
     previous_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(
-        "float32" if mixed_precision == "none" else mixed_precision
-    )
+    keras.mixed_precision.set_global_policy(choice.policy)
     try:
         keras.utils.set_random_seed(seed)
         with distribution.scope():
@@ -790,6 +804,7 @@ def train(
             settings=settings,
             write_dir=os.path.join(write_dir, "backup"),
             learning_rate=learning_rate,
+            precision=choice.policy,
         )
         for callback in (plateau, best, backup):
             callback.set_model(model)  # restoring happens before fit
@@ -936,11 +951,27 @@ def train(
             )
             if chief:
                 print(f"Exported to {export_path}")
-        return TrainResult(backup.history, best_logs, export_path if chief else None, finished)
+        return TrainResult(
+            backup.history, best_logs, export_path if chief else None, finished, choice.policy
+        )
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
         if not chief:
             shutil.rmtree(write_dir, ignore_errors=True)
+
+
+def _choose_precision(
+    requested: str, distribution: tf.distribute.Strategy, towers, verbose: int
+) -> precision.PrecisionChoice:
+    """The run's precision for the devices its replicas (or towers) run on, printed."""
+    devices = list(towers or distribution.extended.worker_devices)
+    choice = precision.choose_precision(requested, devices)
+    if verbose:
+        print(f"Training in {choice.describe()}.")
+    if choice.warning:
+        logging.warning(choice.warning)
+        print(f"WARNING: {choice.warning}", file=sys.stderr)
+    return choice
 
 
 def _patch_multi_worker_log_reduction() -> None:

@@ -34,10 +34,10 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if bool(FLAGS.model_dir) == bool(FLAGS.model):
         return _error("give exactly one of --model_dir (a training run) and --model (.keras).")
-    import keras
+    import keras_alexnet  # isort: skip  (before TensorFlow loads: see keras_alexnet.machine)
+    from keras_alexnet import data, export, prediction, training  # isort: skip
 
-    import keras_alexnet
-    from keras_alexnet import data, export, prediction, training
+    import keras
 
     model_path, names_path, stats_path = FLAGS.model, FLAGS.class_names, FLAGS.stats
     if FLAGS.model_dir:

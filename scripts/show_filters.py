@@ -19,10 +19,12 @@ flags.DEFINE_integer("scale", 4, "Pixels per kernel pixel.", lower_bound=1)
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    import keras
+    # First: it registers the custom layers and sets TensorFlow's oneDNN switch before
+    # TensorFlow loads (see keras_alexnet.machine).
+    import keras_alexnet  # noqa: F401  # isort: skip
+    from keras_alexnet import visualize  # isort: skip
 
-    import keras_alexnet  # noqa: F401  (registers the custom layers)
-    from keras_alexnet import visualize
+    import keras
 
     if not os.path.isfile(FLAGS.model):
         print(f"ERROR: the model file {FLAGS.model!r} does not exist.", file=sys.stderr)

@@ -30,13 +30,13 @@ flags.DEFINE_string("output", "similar.png", "Where to write the PNG.")
 
 def main(argv):
     files = argv[1:]
+    import keras_alexnet  # isort: skip  (before TensorFlow loads: see keras_alexnet.machine)
+    from keras_alexnet import data, visualize  # isort: skip
+    from keras_alexnet.data import pipeline  # isort: skip
+
     import keras
     import numpy as np
     import tensorflow as tf
-
-    import keras_alexnet
-    from keras_alexnet import data, visualize
-    from keras_alexnet.data import pipeline
 
     for path in files:
         if not os.path.isfile(path):

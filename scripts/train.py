@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 
 from absl import app, flags  # noqa: E402
 
-from keras_alexnet import training  # noqa: E402
+from keras_alexnet import precision, training  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -73,7 +73,11 @@ flags.DEFINE_integer(
     lower_bound=1,
 )
 flags.DEFINE_enum(
-    "mixed_precision", "none", list(training.MIXED_PRECISION_POLICIES), "Mixed precision policy."
+    "mixed_precision",
+    "auto",
+    list(precision.PRECISIONS),
+    "auto: mixed_float16 on GPUs with tensor cores, mixed_bfloat16 on CPUs with AMX-BF16 or "
+    "AVX512_BF16, float32 elsewhere; none: float32.",
 )
 flags.DEFINE_bool(
     "jit_compile",

@@ -6,6 +6,8 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
+# First: keras_alexnet sets TensorFlow's oneDNN switch, which TensorFlow reads at import.
+import keras_alexnet  # noqa: E402, F401, I001
 import io  # noqa: E402
 
 import keras  # noqa: E402
