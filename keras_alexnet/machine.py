@@ -21,6 +21,20 @@ import platform
 import sys
 
 ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
+# oneDNN's own switch that caps the instruction sets its kernels use, e.g. "AVX2"; what each
+# cap leaves out of the flags that matter here (bfloat16 in hardware and AVX-512).
+ONEDNN_CAP_ENV = "ONEDNN_MAX_CPU_ISA"
+_AVX512_AND_UP = frozenset({"avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16"})
+_CAPPED_OUT = {
+    **dict.fromkeys(("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2"), _AVX512_AND_UP),
+    **dict.fromkeys(
+        ("AVX512_CORE", "AVX512_CORE_VNNI"), frozenset({"avx512_bf16", "amx_tile", "amx_bf16"})
+    ),
+    **dict.fromkeys(
+        ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512"),
+        frozenset({"amx_tile", "amx_bf16"}),
+    ),
+}
 # The CPU flags (as /proc/cpuinfo names them) with which TensorFlow turns oneDNN on by itself.
 ONEDNN_DEFAULT_FEATURES = frozenset(
     {"avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16"}
@@ -44,12 +58,21 @@ class CpuInfo:
         features: the lower-case instruction-set flags (/proc/cpuinfo names); empty where
             they cannot be read (not Linux), which counts as "no native bfloat16".
         machine: `platform.machine()`, e.g. "x86_64" or "aarch64".
+        onednn_cap: `ONEDNN_MAX_CPU_ISA` when set (e.g. "AVX2"): oneDNN's kernels then use
+            no instruction set above it, whatever the CPU has. It is how an AVX2-only CPU is
+            approximated on a newer one.
     """
 
     model: str
     cores: int
     features: frozenset[str]
     machine: str
+    onednn_cap: str | None = None
+
+    @property
+    def kernel_features(self) -> frozenset[str]:
+        """The flags oneDNN's kernels may use: `features` less what `onednn_cap` leaves out."""
+        return self.features - _CAPPED_OUT.get((self.onednn_cap or "").upper(), frozenset())
 
     @property
     def x86_64(self) -> bool:
@@ -59,12 +82,13 @@ class CpuInfo:
     def native_bfloat16(self) -> bool:
         """Whether the CPU computes bfloat16 dot products in hardware (AMX-BF16 or
         AVX512_BF16); elsewhere TensorFlow emulates bfloat16 in float32, several times slower
-        than float32 itself."""
-        return bool({"amx_bf16", "avx512_bf16"} & self.features)
+        than float32 itself. A cap on oneDNN below those counts as not native."""
+        return bool({"amx_bf16", "avx512_bf16"} & self.kernel_features)
 
     @property
     def onednn_by_default(self) -> bool:
-        """Whether TensorFlow turns its oneDNN kernels on by itself on this CPU."""
+        """Whether TensorFlow turns its oneDNN kernels on by itself on this CPU (it reads the
+        CPU's flags, not the cap)."""
         return bool(ONEDNN_DEFAULT_FEATURES & self.features)
 
     def isa_summary(self) -> str:
@@ -72,18 +96,21 @@ class CpuInfo:
         AMX-BF16 no"."""
         if not self.features:
             return "instruction sets unknown"
-        return ", ".join(
+        summary = ", ".join(
             f"{name} {'yes' if flag in self.features else 'no'}" for flag, name in REPORTED_FEATURES
         )
+        if self.onednn_cap:
+            summary += f"; oneDNN capped at {self.onednn_cap} by {ONEDNN_CAP_ENV}"
+        return summary
 
     def describe(self) -> str:
         """One line naming the CPU, e.g. for benchmark output."""
         return f"{self.model}, {self.cores} cores ({self.machine}); {self.isa_summary()}"
 
 
-def cpu_info(cpuinfo_path: str = "/proc/cpuinfo") -> CpuInfo:
+def cpu_info(cpuinfo_path: str = "/proc/cpuinfo", environ=None) -> CpuInfo:
     """Reads the CPU's model and flags (Linux: from `cpuinfo_path`; elsewhere the model from
-    `platform` and no flags)."""
+    `platform` and no flags), and oneDNN's cap from `environ` (default: `os.environ`)."""
     model, features = "", frozenset()
     try:
         with open(cpuinfo_path, encoding="utf-8", errors="replace") as f:
@@ -100,6 +127,7 @@ def cpu_info(cpuinfo_path: str = "/proc/cpuinfo") -> CpuInfo:
         cores=_usable_cores(),
         features=features,
         machine=platform.machine() or "unknown",
+        onednn_cap=(os.environ if environ is None else environ).get(ONEDNN_CAP_ENV) or None,
     )
 
 

@@ -36,7 +36,7 @@ def _cpu(tmp_path, text, machine_name="x86_64", monkeypatch=None):
     path.write_text(text)
     if monkeypatch is not None:
         monkeypatch.setattr(machine.platform, "machine", lambda: machine_name)
-    return machine.cpu_info(str(path))
+    return machine.cpu_info(str(path), environ={})
 
 
 def test_reads_the_first_processor_only(tmp_path):
@@ -126,3 +126,16 @@ def test_describe_this_machine_names_cpu_onednn_and_gpus():
     cpu = machine.cpu_info()
     assert cpu.model in line and f"{cpu.cores} cores" in line and "AVX2" in line
     assert "oneDNN kernels o" in line and "GPUs: " in line
+
+
+@pytest.mark.parametrize(
+    "cap, native", [("AVX2", False), ("avx512_core", False), ("AVX512_CORE_BF16", True)]
+)
+def test_a_cap_on_onednn_below_bfloat16_means_no_native_bfloat16(tmp_path, cap, native):
+    path = tmp_path / "cpuinfo"
+    path.write_text(SAPPHIRE_RAPIDS)
+    cpu = machine.cpu_info(str(path), environ={"ONEDNN_MAX_CPU_ISA": cap})
+    assert cpu.native_bfloat16 is native
+    assert cpu.onednn_by_default  # TensorFlow reads the CPU's flags, not the cap
+    assert f"oneDNN capped at {cap}" in cpu.describe()
+    assert machine.cpu_info(str(path), environ={}).onednn_cap is None
