@@ -46,6 +46,9 @@ def _flags(folder, tmp_path, **overrides):
         "batch_size": 4,
         "init": "he",
         "learning_rate": 0.001,
+        # float32 on every machine: the resume tests compare accuracies exactly, which
+        # bfloat16 rounding (auto's choice on CPUs with AMX or AVX512_BF16) does not allow.
+        "mixed_precision": "none",
     }
     flags.update(overrides)
     return [f"--{k}={v}" for k, v in flags.items()]
@@ -79,6 +82,12 @@ def test_quickstart_recipe_end_to_end(tmp_path, shapes_data_dir):
     ]
     result = _train(args)
     assert result.returncode == 0, result.stderr[-3000:]
+    # --mixed_precision=auto: the choice and its reason are printed and kept in the backup.
+    from keras_alexnet.precision import choose_precision
+
+    policy = choose_precision("auto").policy
+    assert f"Training in precision {policy} (auto: " in result.stdout
+    assert _state(tmp_path / "run")["precision"] == policy
     export = tmp_path / "export" / "1"
     assert f"Exported to {export}" in result.stdout
     assert "validation top-1 accuracy" in result.stdout

@@ -133,7 +133,7 @@ def test_plateau_schedule_state_round_trips():
 # --- the backup --------------------------------------------------------------------------------
 
 
-def _backup(model, directory, settings=None):
+def _backup(model, directory, settings=None, precision="float32"):
     from keras_alexnet.training import Backup, KeepBest, PlateauSchedule
 
     plateau = PlateauSchedule(3, monitor="val_top1_accuracy", mode="max")
@@ -143,6 +143,7 @@ def _backup(model, directory, settings=None):
         stateful={"plateau": plateau, "best": best},
         settings=settings or {"batch_size": 4},
         learning_rate=0.01,
+        precision=precision,
     )
     for callback in (plateau, best, backup):
         callback.set_model(model)
@@ -171,6 +172,20 @@ def test_backup_restores_weights_optimizer_and_counters(tmp_path):
     other = _backup(_compiled_linear(), str(tmp_path), settings={"batch_size": 8})
     with pytest.raises(ValueError, match="batch_size: 4 then, 8 now"):
         other.restore()
+
+
+def test_a_resume_in_another_precision_goes_on_and_says_so(tmp_path, capsys):
+    """The variables are float32 under every policy: a run started on a CPU with bfloat16
+    (auto: mixed_bfloat16) may go on on one without (auto: float32), announced."""
+    backup = _backup(_compiled_linear(), str(tmp_path), precision="mixed_bfloat16")
+    backup.on_epoch_end(0, {"loss": 1.0})
+    with open(tmp_path / "backup" / "state.json") as f:
+        assert json.load(f)["precision"] == "mixed_bfloat16"
+    capsys.readouterr()
+    assert _backup(_compiled_linear(), str(tmp_path)).restore() == (1, 0)
+    assert "precision changed from mixed_bfloat16 to float32" in capsys.readouterr().out
+    assert _backup(_compiled_linear(), str(tmp_path), precision="mixed_bfloat16").restore()
+    assert "precision changed" not in capsys.readouterr().out
 
 
 def test_a_save_that_dies_midway_leaves_the_previous_backup(tmp_path, monkeypatch):
@@ -340,10 +355,16 @@ def test_one_step_under_each_precision_policy_makes_the_same_update():
         for name, got, want in zip(names, updates[policy], updates["float32"], strict=True):
             if not name.endswith("kernel"):
                 continue
+            # (Dynamic loss scaling skips a step whose scaled gradients overflow; these
+            # inputs and seeds make a first step that does not.)
+            assert np.linalg.norm(got) > 0, (policy, name, "no update")
             cosine = np.sum(got * want) / (np.linalg.norm(got) * np.linalg.norm(want))
-            # Measured: >= 0.995 under float16, >= 0.96 under bfloat16 (8-bit mantissa).
-            assert cosine > (0.99 if policy == "mixed_float16" else 0.9), (policy, name, cosine)
-            assert np.linalg.norm(got) == pytest.approx(np.linalg.norm(want), rel=0.1), (
+            # Measured at these shapes, 2026-11-23, AMD EPYC with AVX512_BF16, the smallest
+            # over 4 seeds: >= 0.976 under bfloat16, >= 0.973 under float16 (over the 2 whose
+            # step was not skipped); a loss scale not undone, or LRN in low precision, is far
+            # off.
+            assert cosine > 0.95, (policy, name, cosine)
+            assert np.linalg.norm(got) == pytest.approx(np.linalg.norm(want), rel=0.05), (
                 policy,
                 name,
             )
