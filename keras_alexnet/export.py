@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from keras_alexnet.alexnet import DEFAULT_SIZE
 from keras_alexnet.data import decode, pipeline
-from keras_alexnet.data.stats import IMAGENET_STATS, ColorStats
+from keras_alexnet.data.stats import IMAGENET_STATS, ColorStats, check_stats
 
 TOP_K = 5
 
@@ -75,6 +75,7 @@ def serving_archive(
 ) -> keras.export.ExportArchive:
     """The `ExportArchive` with the two signatures, for a model trained on inputs from the
     pipeline with `stats` (its mean is subtracted inside the graph)."""
+    check_stats(stats, "The stats given to the export")
     classes = model.output_shape[-1]
     if len(class_names) != classes:
         raise ValueError(

@@ -1,5 +1,6 @@
 """The TF Serving export: reloaded and compared with the in-memory model."""
 
+import dataclasses
 import os
 
 import keras
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_alexnet import AlexNet
+from keras_alexnet import AlexNet, export
 from keras_alexnet.data import ColorStats, pipeline
 from keras_alexnet.export import export_saved_model, next_version
 from tests.conftest import encode
@@ -171,3 +172,12 @@ def test_export_script_from_a_training_runs_files(tmp_path):
     assert "already exists" in again.stderr and "Traceback" not in again.stderr
     neither = run_python(["scripts/export.py"])
     assert neither.returncode == 1 and "exactly one of --model_dir" in neither.stderr
+
+
+def test_export_refuses_statistics_that_are_not_pixel_statistics():
+    """A NaN mean would make every served score NaN: refused before anything is written."""
+    from keras_alexnet.data.stats import IMAGENET_STATS
+
+    bad = dataclasses.replace(IMAGENET_STATS, mean_rgb=(float("nan"), 116.78, 103.94))
+    with pytest.raises(ValueError, match="stats given to the export .* mean_rgb must be"):
+        export.serving_archive(None, ["a"], bad)  # checked first: no model needed

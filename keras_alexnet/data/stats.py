@@ -89,7 +89,56 @@ def load_stats(path: str | os.PathLike) -> ColorStats:
             f"and a 3x3 eigenvectors matrix; received mean_rgb={list(stats.mean_rgb)}, "
             f"eigenvalues={list(stats.eigenvalues)}, eigenvectors={stats.eigenvectors}."
         )
+    check_stats(stats, f"The statistics file {path!r}")
     return stats
+
+
+# The variance of values in 0..1 is at most 1/4 per channel, so the covariance's eigenvalues
+# (which sum to its trace) are at most 3/4.
+MAX_EIGENVALUE = 0.75
+# Columns of the eigenvector matrix must be orthonormal to this tolerance (the well-known
+# ImageNet values, rounded to 4 digits, are within 2e-3).
+ORTHONORMAL_TOLERANCE = 0.01
+
+
+def check_stats(stats: ColorStats, what: str = "stats") -> None:
+    """Raises ValueError, naming `what` and the field, if `stats` cannot be the statistics
+    of pixels on the 0..255 scale (NaN, a mean outside 0..255, negative eigenvalues, ...)."""
+    problem = _implausible(stats)
+    if problem:
+        raise ValueError(
+            f"{what} does not hold pixel statistics: {problem}. Write it again with "
+            "`python scripts/compute_stats.py`."
+        )
+
+
+def _implausible(stats: ColorStats) -> str | None:
+    """What makes `stats` impossible for pixels on the 0..255 scale, naming the field, or
+    None."""
+    mean = np.asarray(stats.mean_rgb, np.float64)
+    values = np.asarray(stats.eigenvalues, np.float64)
+    vectors = np.asarray(stats.eigenvectors, np.float64)
+    if not np.all(np.isfinite(mean)) or np.any(mean < 0) or np.any(mean > 255):
+        return f"mean_rgb must be 3 finite values in 0..255; received {mean.tolist()}"
+    if not np.all(np.isfinite(values)) or np.any(values < 0) or np.any(values > MAX_EIGENVALUE):
+        return (
+            f"eigenvalues (of the covariance of pixels on the 0..1 scale) must be 3 finite "
+            f"values in 0..{MAX_EIGENVALUE}; received {values.tolist()}"
+        )
+    if not np.all(np.isfinite(vectors)) or not np.allclose(
+        vectors.T @ vectors, np.eye(3), atol=ORTHONORMAL_TOLERANCE
+    ):
+        return (
+            "eigenvectors must be a 3x3 matrix of finite values with orthonormal columns; "
+            f"received {vectors.tolist()}"
+        )
+    for field in ("num_images", "num_pixels"):
+        count = getattr(stats, field)
+        if count is not None and (
+            isinstance(count, bool) or not isinstance(count, int) or count < 0
+        ):
+            return f"{field} must be a non-negative integer or null; received {count!r}"
+    return None
 
 
 def save_stats(stats: ColorStats, path: str | os.PathLike) -> None:

@@ -63,3 +63,44 @@ def test_empty_dataset_is_an_error():
     empty = tf.data.Dataset.from_tensor_slices(tf.zeros((0, 4, 4, 3), tf.uint8))
     with pytest.raises(ValueError, match="empty dataset"):
         stats_lib.compute_stats(empty)
+
+
+GOOD = {
+    "mean_rgb": [123.68, 116.78, 103.94],
+    "eigenvalues": [0.2175, 0.0188, 0.0045],
+    "eigenvectors": [
+        [-0.5675, 0.7192, 0.4009],
+        [-0.5808, -0.0045, -0.814],
+        [-0.5836, -0.6948, 0.4203],
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("mean_rgb", [float("nan"), 116.78, 103.94], "mean_rgb must be 3 finite values in 0..255"),
+        ("mean_rgb", [1e30, 116.78, 103.94], "mean_rgb must be 3 finite values in 0..255"),
+        ("mean_rgb", [-1, 116.78, 103.94], "mean_rgb"),
+        ("eigenvalues", [0.2175, -0.0188, 0.0045], "eigenvalues .* must be 3 finite values"),
+        ("eigenvalues", [float("inf"), 0.0188, 0.0045], "eigenvalues"),
+        ("eigenvalues", [55.46, 4.79, 1.15], "eigenvalues"),  # the 0..255 scale: not ours
+        ("eigenvectors", [[1, 0, 0], [0, 1, 0], [0, 0, float("nan")]], "eigenvectors"),
+        ("eigenvectors", [[2, 0, 0], [0, 1, 0], [0, 0, 1]], "orthonormal columns"),
+        ("num_images", -3, "num_images must be a non-negative integer"),
+        ("num_pixels", 1.5, "num_pixels"),
+    ],
+)
+def test_implausible_statistics_are_refused_naming_the_file_and_field(
+    tmp_path, field, value, message
+):
+    path = tmp_path / "stats.json"
+    path.write_text(json.dumps({**GOOD, field: value}))  # json writes NaN and Infinity
+    with pytest.raises(ValueError, match=f"{path}.*{message}"):
+        stats_lib.load_stats(path)
+
+
+def test_plausible_statistics_load(tmp_path):
+    path = tmp_path / "stats.json"
+    path.write_text(json.dumps({**GOOD, "num_images": 3, "num_pixels": 12}))
+    assert stats_lib.load_stats(path).num_images == 3
