@@ -9,9 +9,13 @@ The SavedModel has two signatures (DESIGN section 5):
 
 Both return `probabilities` [None, classes] float32, `classes` [None, 5] int32 (the top 5,
 best first), `scores` [None, 5] float32 and `labels` [None, 5] string: the class names
-travel inside the SavedModel. Bytes that are not a JPEG or PNG image fail with
-InvalidArgument saying so (TF Serving answers HTTP 400). `assets.extra/` holds TF Serving
-warmup requests.
+travel inside the SavedModel. `serving_default` takes JPEG and PNG only, of at most
+`max_pixels` pixels (read from the header before decoding): anything else fails the request
+with InvalidArgument naming the image's index, e.g. "image_bytes[2] must be an encoded JPEG
+or PNG image; received 1000 bytes starting with [71 73 70 56 57 97 1 0]" (TF Serving answers
+HTTP 400). A batch with one bad image fails whole: TensorFlow's decoders cannot fail for one
+element and go on, so a per-image status could only cover what the header shows. `assets.extra/`
+holds TF Serving warmup requests.
 
 A version directory appears only complete: the SavedModel is written into a temporary
 directory beside it and renamed into place, so TF Serving, which watches `export_dir`, never
@@ -63,19 +67,18 @@ def find_saved_model(path: str) -> str:
     return path
 
 
-def _is_jpeg_or_png(encoded: tf.Tensor) -> tf.Tensor:
-    return tf.logical_or(
-        tf.equal(tf.strings.substr(encoded, 0, len(decode.JPEG_START)), decode.JPEG_START),
-        tf.equal(tf.strings.substr(encoded, 0, len(decode.PNG_START)), decode.PNG_START),
-    )
-
-
 def serving_archive(
-    model: keras.Model, class_names: Sequence[str], stats: ColorStats = IMAGENET_STATS
+    model: keras.Model,
+    class_names: Sequence[str],
+    stats: ColorStats = IMAGENET_STATS,
+    max_pixels: int = decode.DEFAULT_MAX_PIXELS,
 ) -> keras.export.ExportArchive:
     """The `ExportArchive` with the two signatures, for a model trained on inputs from the
-    pipeline with `stats` (its mean is subtracted inside the graph)."""
+    pipeline with `stats` (its mean is subtracted inside the graph); `serving_default` refuses
+    images of more than `max_pixels` pixels."""
     check_stats(stats, "The stats given to the export")
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise ValueError(f"max_pixels must be a positive integer; received {max_pixels!r}.")
     classes = model.output_shape[-1]
     if len(class_names) != classes:
         raise ValueError(
@@ -101,26 +104,27 @@ def serving_archive(
 
     @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
     def predict_images(images):
+        finite = tf.debugging.Assert(
+            tf.reduce_all(tf.math.is_finite(images)),
+            ["images must be finite RGB values on the 0..255 scale; received a NaN or infinity"],
+        )
+        with tf.control_dependencies([finite]):
+            images = tf.identity(images)
         probabilities = tf.cast(model(images - mean, training=False), tf.float32)
         return outputs(probabilities)
 
-    def one_image(encoded):
-        check = tf.debugging.Assert(
-            _is_jpeg_or_png(encoded),
-            [
-                "image_bytes must hold encoded JPEG or PNG images; received bytes starting with",
-                tf.strings.substr(encoded, 0, 16),
-            ],
-        )
-        with tf.control_dependencies([check]):  # checked before any decoder sees the bytes
-            encoded = tf.identity(encoded)
-        return pipeline.eval_view(encoded, stats)
+    def one_image(index_and_encoded):
+        index, encoded = index_and_encoded
+        what = tf.strings.format("image_bytes[{}]", index)
+        encoded = decode.check_encoded(encoded, max_pixels, what)  # before any decoder
+        return pipeline.eval_view(encoded, stats, max_pixels)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def serving_default(image_bytes):
+        indices = tf.range(tf.shape(image_bytes)[0])
         images = tf.map_fn(
             one_image,
-            image_bytes,
+            (indices, image_bytes),
             fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
         )
         probabilities = tf.cast(model(images, training=False), tf.float32)
@@ -171,6 +175,7 @@ def export_saved_model(
     class_names: Sequence[str],
     stats: ColorStats = IMAGENET_STATS,
     version: int | None = None,
+    max_pixels: int = decode.DEFAULT_MAX_PIXELS,
 ) -> str:
     """Exports `model` for TF Serving into `<export_dir>/<version>/` and returns that path.
 
@@ -181,6 +186,8 @@ def export_saved_model(
         stats: the pixel statistics the model was trained with (its mean is subtracted).
         version: the version number; the next free one when None. An existing version is
             never overwritten.
+        max_pixels: `serving_default` refuses larger images (from their header, before
+            decoding them).
 
     Example:
         export_saved_model(model, "saved_models/alexnet", source.class_names)
@@ -195,7 +202,7 @@ def export_saved_model(
             f"{final} already exists; TF Serving versions are never overwritten. Leave version "
             "unset to write the next one."
         )
-    archive = serving_archive(model, class_names, stats)
+    archive = serving_archive(model, class_names, stats, max_pixels)
     os.makedirs(export_dir, exist_ok=True)
     temporary = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")
     try:

@@ -7,23 +7,53 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from keras_alexnet.data import decode
 from keras_alexnet.export import TOP_K, find_saved_model
 
 Classifier = Callable[[bytes], list[tuple[str, float]]]
 
 
 def _not_an_image(error: tf.errors.InvalidArgumentError) -> ValueError:
-    first_line = (error.message or str(error)).strip().splitlines()[0]
+    """One line for an image the model refused: the check's own words where it was one of
+    `decode.check_encoded`'s (the same from a SavedModel and a .keras model), else the
+    decoder's first line."""
+    message = error.message or str(error)
+    refusal = decode.REFUSAL.search(message)
+    if refusal:  # predict sends one image at a time: "image", whatever the index
+        return ValueError(re.sub(r"^image_bytes\[\d+\]", "image", refusal.group(1))[:300])
+    first_line = message.strip().splitlines()[0]
     return ValueError(f"not a JPEG or PNG image that can be decoded ({first_line[:200]})")
 
 
+def _serving_signature(path: str):
+    """The export's `serving_default`, or a ValueError saying what `path` is instead."""
+    try:
+        loaded = tf.saved_model.load(path)
+    except Exception as error:  # noqa: BLE001  (TensorFlow raises many kinds here)
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"Cannot load the SavedModel {path!r}: {first_line[:200]}") from None
+    serve = loaded.signatures.get("serving_default")
+    inputs = serve.structured_input_signature[1] if serve is not None else {}
+    outputs = serve.structured_outputs if serve is not None else {}
+    spec = inputs.get("image_bytes")
+    if spec is None or spec.dtype != tf.string or not {"labels", "scores"} <= set(outputs):
+        raise ValueError(
+            f"{path!r} is a SavedModel but not a keras_alexnet export: its serving_default "
+            "signature must take image_bytes (string) and return labels and scores; it takes "
+            f"{sorted(inputs)} and returns {sorted(outputs)}. Export a model with "
+            "`python scripts/export.py`."
+        )
+    return serve
+
+
 def _saved_model_classifier(path: str) -> Classifier:
-    serve = tf.saved_model.load(path).signatures["serving_default"]
+    serve = _serving_signature(path)
 
     def classify(encoded: bytes):
         try:
@@ -43,6 +73,11 @@ def read_class_names(path: str) -> list[str]:
             return [line.strip() for line in f if line.strip()]
     except OSError as error:
         raise ValueError(f"Cannot read the class names file {path!r}: {error}.") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"The class names file {path!r} is not UTF-8 text (byte {error.start}): it needs "
+            "one class name per line."
+        ) from None
 
 
 def _keras_classifier(path: str, class_names: str | None, stats: str | None) -> Classifier:

@@ -29,13 +29,24 @@ flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "How to talk to --server
 flags.DEFINE_string("model_name", "alexnet", "The model's name on --server.")
 
 
+def _not_a_file(path):
+    """Why `path` cannot be an image file, or None."""
+    if os.path.isdir(path):
+        return "is a directory; give the image files in it (for example dir/*.jpg)"
+    if not os.path.exists(path):
+        return "no such file"
+    if not os.path.isfile(path):
+        return "not a regular file"
+    return None
+
+
 def main(argv):
     paths = argv[1:]
     if not paths:
         raise app.UsageError("Give one or more image files to classify.")
-    missing = [p for p in paths if not os.path.isfile(p)]
-    for path in missing:
-        print(f"ERROR: {path}: no such file", file=sys.stderr)
+    unusable = {p: _not_a_file(p) for p in paths if _not_a_file(p)}
+    for path, problem in unusable.items():
+        print(f"ERROR: {path}: {problem}", file=sys.stderr)
     from keras_alexnet import prediction
 
     try:
@@ -50,12 +61,17 @@ def main(argv):
     except ValueError as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return 1
-    failed = bool(missing)
+    failed = bool(unusable)
     for path in paths:
-        if path in missing:
+        if path in unusable:
             continue
-        with open(path, "rb") as f:
-            encoded = f.read()
+        try:
+            with open(path, "rb") as f:
+                encoded = f.read()
+        except OSError as error:
+            print(f"ERROR: {path}: cannot read it ({error.strerror})", file=sys.stderr)
+            failed = True
+            continue
         try:
             top = classify(encoded)
         except ValueError as error:

@@ -229,11 +229,34 @@ def _read_ends(path: str) -> tuple[bytes, bytes]:
         return head, f.read()
 
 
-def _is_complete_image(path: str) -> bool:
+def shown(path: str) -> str:
+    """`path` printable: bytes of a name that are not UTF-8 as \\xNN escapes."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _utf8(path: str) -> bool:
     try:
-        return decode.looks_complete(*_read_ends(path))
-    except OSError:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # os.walk turns undecodable bytes into lone surrogates
         return False
+    return True
+
+
+def _file_problem(path: str, max_pixels: int) -> str | None:
+    """What makes `path` unusable without decoding it (name, ends, declared size), or None."""
+    if not _utf8(path):
+        return "its file name is not valid UTF-8 (rename it)"
+    try:
+        if not decode.looks_complete(*_read_ends(path)):
+            return "not a complete JPEG or PNG image"
+        width, height = decode.declared_size_of_file(path)
+    except OSError as error:
+        return f"cannot read it ({error.strerror or error})"
+    except ValueError as error:
+        return f"its image header does not parse ({error})"
+    if width * height > max_pixels:
+        return f"it declares {width}x{height} pixels, more than the limit of {max_pixels}"
+    return None
 
 
 def _class_folders(folder: str) -> list[str]:
@@ -245,6 +268,12 @@ def _class_folders(folder: str) -> list[str]:
     classes = sorted(
         d for d in os.listdir(folder) if not d.startswith(".") and os.path.isdir(f"{folder}/{d}")
     )
+    for name in classes:
+        if not _utf8(name):
+            raise ValueError(
+                f"The class folder {shown(os.path.join(folder, name))!r} has a name that is not "
+                "valid UTF-8; class names must be text. Rename the folder."
+            )
     if not classes:
         raise ValueError(
             f"The image folder {folder!r} has no class subfolders. Put the images of each class "
@@ -253,45 +282,47 @@ def _class_folders(folder: str) -> list[str]:
     return classes
 
 
-def _undecodable(paths: list[str]) -> set[str]:
+def _undecodable(paths: list[str], max_pixels: int) -> set[str]:
     """The files among `paths` that TensorFlow cannot decode: one parallel decoding pass."""
     if not paths:
         return set()
     ds = tf.data.Dataset.from_tensor_slices(tf.constant(paths, tf.string)).map(
-        lambda path: (path, tf.shape(decode.decode_image(tf.io.read_file(path)))[0]),
+        lambda path: (path, tf.shape(decode.decode_image(tf.io.read_file(path), max_pixels))[0]),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     decoded = {path.decode() for path, _ in ds.ignore_errors().as_numpy_iterator()}
     return set(paths) - decoded
 
 
-def _scan(folder, class_names, strict, verify, required=True):
+def _scan(folder, class_names, strict, verify, max_pixels, required=True):
     """(paths, labels) of the usable JPEG/PNG files in `folder/<class>/`; warns about each of
     the rest by name, or raises on the first one if `strict`.
 
-    Every file gets a quick header/trailer check (non-images, empty and truncated files);
+    Every file gets quick checks without decoding: a UTF-8 name, a JPEG/PNG header and
+    trailer (non-images, empty and truncated files), at most `max_pixels` declared pixels;
     with `verify` (None: when there are at most VERIFY_DECODE_LIMIT files) the rest are also
     decoded once, which finds files whose data is damaged between intact ends.
     """
     files = {name: _list_files(os.path.join(folder, name)) for name in class_names}
     every_file = [f for name in class_names for f in files[name]]
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-        complete = dict(zip(every_file, pool.map(_is_complete_image, every_file), strict=True))
-    problems = {f: "not a complete JPEG or PNG image" for f, ok in complete.items() if not ok}
-    candidates = [f for f in every_file if complete[f]]
+        found = pool.map(lambda f: _file_problem(f, max_pixels), every_file)
+        problems = {f: problem for f, problem in zip(every_file, found, strict=True) if problem}
+    candidates = [f for f in every_file if f not in problems]
     if verify is None:
         verify = len(candidates) <= VERIFY_DECODE_LIMIT
     if verify:
-        problems.update(dict.fromkeys(_undecodable(candidates), "its image data does not decode"))
+        undecodable = _undecodable(candidates, max_pixels)
+        problems.update(dict.fromkeys(undecodable, "its image data does not decode"))
     for path in every_file:
         if path not in problems:
             continue
         if strict:
             raise ValueError(
-                f"{path!r} is not a usable image: {problems[path]} (corrupt, truncated or not "
-                "an image). Remove or replace it, or run without strict mode to skip it."
+                f"{shown(path)!r} is not a usable image: {problems[path]}. Remove or replace "
+                "it, or run without strict mode to skip it."
             )
-        logging.warning("Skipping %s: %s.", path, problems[path])
+        logging.warning("Skipping %s: %s.", shown(path), problems[path])
     paths, labels = [], []
     for label, name in enumerate(class_names):
         good = [f for f in files[name] if f not in problems]
@@ -341,6 +372,7 @@ def image_folder_source(
     seed: int = 0,
     strict: bool = False,
     verify: bool | None = None,
+    max_pixels: int = decode.DEFAULT_MAX_PIXELS,
 ) -> Source:
     """Images in `folder/<class>/...` (JPEG or PNG), or in `folder/train/<class>/...` and
     `folder/validation/<class>/...`.
@@ -351,7 +383,8 @@ def image_folder_source(
     warning naming each, and a count; with `strict=True` the first one is an error instead.
     `verify` decodes every file once while listing (default: when there are at most
     50,000); without it, a file with intact ends but damaged data is only found, and
-    skipped without its name, by the pipeline.
+    skipped without its name, by the pipeline. Files whose names are not valid UTF-8, and
+    images whose header declares more than `max_pixels` pixels, are skipped and named too.
     """
     folder = os.fspath(folder)
     if not 0 <= validation_fraction < 1:
@@ -362,7 +395,7 @@ def image_folder_source(
     train_dir = os.path.join(folder, "train")
     if os.path.isdir(train_dir):
         class_names = _class_folders(train_dir)
-        train = _scan(train_dir, class_names, strict, verify)
+        train = _scan(train_dir, class_names, strict, verify, max_pixels)
         validation_dir = os.path.join(folder, "validation")
         if os.path.isdir(validation_dir):
             unknown = sorted(set(_class_folders(validation_dir)) - set(class_names))
@@ -370,13 +403,15 @@ def image_folder_source(
                 raise ValueError(
                     f"{validation_dir!r} has class folders that train/ does not have: {unknown}."
                 )
-            validation = _scan(validation_dir, class_names, strict, verify, required=False)
+            validation = _scan(
+                validation_dir, class_names, strict, verify, max_pixels, required=False
+            )
         else:
             train, validation = _hold_out(*train, validation_fraction, seed)
     else:
         class_names = _class_folders(folder)
         train, validation = _hold_out(
-            *_scan(folder, class_names, strict, verify), validation_fraction, seed
+            *_scan(folder, class_names, strict, verify, max_pixels), validation_fraction, seed
         )
     files = {"train": train, "validation": validation}
 

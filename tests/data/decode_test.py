@@ -1,6 +1,7 @@
 """Decoding only the central square gives the same pixels as decoding all and cropping."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from keras_alexnet.data import augment, decode
@@ -52,3 +53,18 @@ def test_looks_complete():
     assert not decode.looks_complete(b"", b"")
     assert not decode.looks_complete(b"hello world", b"hello world")
     assert not decode.looks_complete(b"GIF89a", b"\x3b")
+
+
+def test_declared_size_of_file_matches_the_decoded_size(tmp_path):
+    rng = np.random.default_rng(3)
+    for i, (height, width) in enumerate([(1, 1), (37, 53), (300, 20)]):
+        for fmt, extra in (("JPEG", {"exif": b"Exif\x00\x00" + b"\x00" * 3000}), ("PNG", {})):
+            path = tmp_path / f"{i}.{fmt.lower()}"
+            path.write_bytes(
+                encode(rng.integers(0, 256, (height, width, 3), np.uint8), fmt, **extra)
+            )
+            assert decode.declared_size_of_file(str(path)) == (width, height), (fmt, i)
+    for data in (b"", b"GIF89a" + b"\x00" * 30, decode.JPEG_START + b"\x00" * 10):
+        (tmp_path / "bad").write_bytes(data)
+        with pytest.raises(ValueError):
+            decode.declared_size_of_file(str(tmp_path / "bad"))
