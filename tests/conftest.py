@@ -77,7 +77,8 @@ def image_folder(tmp_path):
     write(f"{root}/cat/truncated.jpg", good_jpeg[: len(good_jpeg) // 2])
     write(f"{root}/dog/notes.txt", b"these are not pixels\n")
     write(f"{root}/dog/empty.jpg", b"")
-    write(f"{root}/fox/garbled.jpg", good_jpeg[:4] + b"\x00" * 400 + good_jpeg[-2:])
+    # Intact header (the frame size is in the first 200 bytes) and ends, damaged data.
+    write(f"{root}/fox/garbled.jpg", good_jpeg[:200] + b"\x00" * 400 + good_jpeg[-2:])
     write(f"{root}/fox/.DS_Store", b"\x00\x00")  # hidden files are not candidates
     return str(root)
 

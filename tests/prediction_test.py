@@ -57,7 +57,7 @@ def test_not_an_image_is_a_value_error(trained):
     _, root = trained
     for path in (root / "export", root / "model.keras"):
         classify = load_classifier(str(path), class_names=str(root / "names.txt"))
-        with pytest.raises(ValueError, match="not a JPEG or PNG image"):
+        with pytest.raises(ValueError, match="^image must be an encoded JPEG or PNG image"):
             classify(b"GIF89a? no, plain text")
 
 
@@ -93,7 +93,7 @@ def test_predict_script_prints_top_labels_and_one_line_errors(trained, tmp_path)
         f"ERROR: {tmp_path / 'missing.jpg'}: no such file",
         errors[1],
     ]
-    assert errors[1].startswith(f"ERROR: {garbage}: not a JPEG or PNG image")
+    assert errors[1].startswith(f"ERROR: {garbage}: image must be an encoded JPEG or PNG image")
     assert "Traceback" not in result.stderr
 
 
