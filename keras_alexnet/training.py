@@ -446,7 +446,11 @@ class Backup(keras.callbacks.BackupAndRestore):
         self.stop_requested = True
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.stop_requested:
+        steps = (self.params or {}).get("steps") or math.inf  # this fit call's epoch
+        last_of_epoch = batch + 1 >= steps
+        if self.stop_requested and not last_of_epoch:
+            # (After the epoch's last step, `on_epoch_end` validates, saves and stops: a
+            # backup "at step <last>" would resume into an epoch with no steps left.)
             step = self.step_offset + batch + 1
             self.save(self.epoch, step, metric_state=True)
             raise TrainingInterrupted(

@@ -148,7 +148,7 @@ def _interrupt_in_epoch_2(args, sig):
     for line in process.stdout:
         output.append(line)
         if "Epoch 2/" in line:
-            time.sleep(1.0)  # inside the epoch's first steps
+            time.sleep(1.0)  # inside the epoch, or (fast CPUs) just after it
             process.send_signal(sig)
             break
     rest, _ = process.communicate(timeout=600)
@@ -176,15 +176,17 @@ def test_killed_and_terminated_runs_resume_as_if_uninterrupted(folder, tmp_path)
             assert (state["epoch"], state["step"]) == (1, 0)  # the last completed epoch
         else:
             assert code == 143, output[-3000:]
-            assert "Stopped by SIGTERM at step" in output
-            assert state["epoch"] == 1 and state["step"] >= 1  # saved mid-epoch
+            if "Stopped by SIGTERM at step" in output:  # saved mid-epoch
+                assert state["epoch"] == 1 and state["step"] >= 1
+            else:  # the signal came in epoch 2's last step (fast CPUs): saved after it
+                assert "Stopped by SIGTERM after epoch 2" in output, output[-3000:]
+                assert (state["epoch"], state["step"]) == (2, 0)
         assert not os.path.exists(tmp_path / name / "export")
 
         resumed = _train(args)
         assert resumed.returncode == 0, resumed.stderr[-3000:]
-        assert f"Resuming {tmp_path / name / 'run'} at epoch 2, step {state['step']}" in (
-            resumed.stdout
-        )
+        where = f"at epoch {state['epoch'] + 1}, step {state['step']}"
+        assert f"Resuming {tmp_path / name / 'run'} {where}" in resumed.stdout
         history = _history(tmp_path / name / "run")
         assert [row["epoch"] for row in history] == ["1", "2", "3"]
         for got, want in zip(history, expected, strict=True):

@@ -188,6 +188,26 @@ def test_a_resume_in_another_precision_goes_on_and_says_so(tmp_path, capsys):
     assert "precision changed" not in capsys.readouterr().out
 
 
+def test_sigterm_in_the_last_step_of_an_epoch_stops_after_the_epoch(tmp_path):
+    """A stop requested during an epoch's last step is left to the epoch's end (validation,
+    then a backup at the epoch boundary), not saved as a mid-epoch backup with no steps left."""
+    from keras_alexnet.training import TrainingInterrupted
+
+    backup = _backup(_compiled_linear(), str(tmp_path))
+    backup.set_params({"steps": 4, "epochs": 3})
+    backup.on_epoch_begin(1)
+    backup.request_stop()
+    backup.on_train_batch_end(3)  # the last step: no backup, no stop yet
+    assert not os.path.exists(tmp_path / "backup")
+    with pytest.raises(TrainingInterrupted, match="after epoch 2"):
+        backup.on_epoch_end(1, {"loss": 1.0})
+    with open(tmp_path / "backup" / "state.json") as f:
+        assert (json.load(f)["epoch"], 0) == (2, 0)
+    backup.request_stop()
+    with pytest.raises(TrainingInterrupted, match="at step 2 of epoch"):
+        backup.on_train_batch_end(1)  # inside an epoch: saved where it is
+
+
 def test_a_save_that_dies_midway_leaves_the_previous_backup(tmp_path, monkeypatch):
     model = _compiled_linear()
     backup = _backup(model, str(tmp_path))
