@@ -1,6 +1,6 @@
 """Export for TF Serving: `<export_dir>/<integer version>/`, written atomically.
 
-The SavedModel has two signatures (DESIGN section 5):
+The SavedModel has two signatures (the contract README documents):
 
 - `serving_default`: `image_bytes`, tf.string [None], encoded JPEG or PNG images, decoded,
   resized and centre-cropped inside the graph exactly as evaluation does it

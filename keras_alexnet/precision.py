@@ -20,6 +20,7 @@ LRN and the classifier compute in float32 under every policy (see `AlexNet`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -132,7 +133,12 @@ def _cpu_choice(
         return PrecisionChoice(requested, requested, f"as asked; {hardware} computes bfloat16")
     dtype = requested.split("_")[1]
     if requested == "mixed_bfloat16":
-        slowdown = f"{measure_slowdown():.1f}x slower than float32 in a probe just now"
+        ratio = measure_slowdown()
+        slowdown = (
+            f"{ratio:.1f}x slower than float32 in a probe just now"
+            if math.isfinite(ratio)
+            else "and a probe could not even run a bfloat16 convolution here"
+        )
         emulated = "has no native bfloat16 (neither AMX-BF16 nor AVX512_BF16)"
     else:
         slowdown = "usually several times slower than float32"
@@ -157,7 +163,7 @@ def _gpu_capabilities() -> list[tuple[int, int]]:
 def bfloat16_slowdown(repeats: int = 3) -> float:
     """How many times slower a conv2-sized convolution (8x27x27x96, 5x5x96x128 kernels) runs
     in bfloat16 than in float32 on this CPU: best of `repeats` each, about a second on an
-    AVX2-only CPU."""
+    AVX2-only CPU. NaN when TensorFlow cannot run the bfloat16 convolution at all."""
     import tensorflow as tf
 
     def best_time(dtype):
@@ -172,4 +178,7 @@ def bfloat16_slowdown(repeats: int = 3) -> float:
             times.append(time.perf_counter() - start)
         return min(times)
 
-    return best_time(tf.bfloat16) / best_time(tf.float32)
+    try:
+        return best_time(tf.bfloat16) / best_time(tf.float32)
+    except tf.errors.OpError:  # e.g. oneDNN capped below AVX-512 has no bfloat16 kernel
+        return math.nan

@@ -14,7 +14,8 @@ import tensorflow as tf
 
 # Paper 2: images are rescaled so the shorter side is 256, then the central 256x256 patch kept.
 RESIZE_SIZE = 256
-# Paper 4.1: random 227x227 patches (the paper's 224, see DESIGN section 2) of the 256x256 image.
+# Paper 4.1: random 227x227 patches of the 256x256 image (the paper's 224: see
+# alexnet.DEFAULT_SIZE).
 CROP_SIZE = 227
 # Paper 4.1: PCA colour augmentation with a_i drawn from N(0, 0.1).
 PCA_ALPHA_STDDEV = 0.1
