@@ -14,8 +14,6 @@ import io
 import json
 import os
 import resource
-import subprocess
-import sys
 import time
 import zlib
 
@@ -25,9 +23,10 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_alexnet.data import decode
-from tests.conftest import REPO_ROOT, encode
+from tests.conftest import encode, run_python
 
 SEED = 20261123
+QUIET = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 def _png_declaring(width, height) -> bytes:
@@ -214,13 +213,8 @@ def test_predict_script_on_a_saved_model_of_another_kind_is_one_line(tmp_path):
     tf.saved_model.save(other, str(tmp_path / "other"), signatures={"serving_default": other.f})
     image = tmp_path / "a.png"
     image.write_bytes(valid_images(np.random.default_rng(0))["png"])
-    result = subprocess.run(
-        [sys.executable, "scripts/predict.py", f"--model={tmp_path / 'other'}", str(image)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    result = run_python(
+        ["scripts/predict.py", f"--model={tmp_path / 'other'}", str(image)], env=QUIET
     )
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
@@ -298,14 +292,7 @@ def test_predict_script_prints_one_line_per_file(exported, tmp_path):
         path.write_bytes(payload)
         paths.append(str(path))
     paths.append(str(tmp_path))  # a directory
-    result = subprocess.run(
-        [sys.executable, "scripts/predict.py", f"--model={export_path}", *paths],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-    )
+    result = run_python(["scripts/predict.py", f"--model={export_path}", *paths], env=QUIET)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     named = [line.split(": ")[0] for line in result.stdout.splitlines()]

@@ -30,6 +30,10 @@ def test_readme_python_example_runs():
     assert blocks
     result = run_python(["-c", blocks[0] + "\nassert features.shape == (2, 4096)\n"])
     assert result.returncode == 0, result.stderr[-2000:]
+    (choosing,) = [block for block in blocks if "choose_precision" in block]
+    result = run_python(["-c", choosing])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("precision ")
 
 
 def test_compute_stats_on_an_image_folder(image_folder, tmp_path):
