@@ -161,6 +161,8 @@ def make_strategy(
     if strategy == "multi_worker":
         # Before anything lists devices: collective ops must be configured at startup.
         return tf.distribute.MultiWorkerMirroredStrategy(), None
+    _check_devices_exist("devices", devices)
+    _check_devices_exist("tower_devices", tower_devices)
     devices = list(devices) if devices else _local_devices()
     if strategy == "mirrored":
         return tf.distribute.MirroredStrategy(devices), None
@@ -185,6 +187,31 @@ def make_strategy(
             f"tower_devices must name two devices; received tower_devices={list(tower_devices)}."
         )
     return tf.distribute.OneDeviceStrategy(tower_devices[0]), tuple(tower_devices)
+
+
+def _check_devices_exist(argument: str, names: Sequence[str] | None) -> None:
+    """Every device in `names` is one this process has (a placement on a missing device would
+    otherwise fall back silently, with soft placement, to wherever TensorFlow likes)."""
+    available = [d.name for d in tf.config.list_logical_devices()]
+    have = set()
+    for name in available:
+        spec = tf.DeviceSpec.from_string(name)
+        have.add((spec.device_type.upper(), spec.device_index))
+    for name in names or ():
+        try:
+            spec = tf.DeviceSpec.from_string(name)
+        except (ValueError, TypeError):
+            spec = None
+        if spec is None or not spec.device_type:
+            key = None
+        else:
+            key = (spec.device_type.upper(), spec.device_index or 0)
+        if key not in have:
+            raise SettingsError(
+                f"{argument} names {name!r}, a device this machine does not have; it has "
+                f"{available}. Name one of those (e.g. /gpu:0 or /cpu:0), or split the CPU "
+                "with logical_cpus."
+            )
 
 
 def _is_chief(strategy: tf.distribute.Strategy) -> bool:

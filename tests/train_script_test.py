@@ -287,6 +287,7 @@ def test_multi_worker_on_localhost_only_the_chief_writes(folder, tmp_path):
         ("--momentum=1.5", "momentum"),
         ("--tower_devices=/cpu:0,/cpu:0", "tower_devices"),
         ("--epochs=zero", "epochs"),
+        ("--dataset=alexnet_shapes", "image_dir is not used by dataset='alexnet_shapes'"),
     ],
 )
 def test_bad_flag_exits_non_zero_naming_it(folder, tmp_path, flag, message):

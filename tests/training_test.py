@@ -254,6 +254,21 @@ def test_strategy_arguments_are_checked():
         make_strategy("towers", tower_devices=["/cpu:0"])
 
 
+def test_devices_that_do_not_exist_are_named_with_those_that_do():
+    """On a CPU-only machine, towers on /GPU:7 and /GPU:8 used to train on the CPU, exit 0."""
+    from keras_alexnet.training import SettingsError, make_strategy
+
+    with pytest.raises(SettingsError, match=r"tower_devices names '/GPU:7', a device this .*CPU:0"):
+        make_strategy("towers", tower_devices=["/GPU:7", "/GPU:8"])
+    for bad in ("/cpu:3", "gpu0", ""):
+        with pytest.raises(SettingsError, match="devices names"):
+            make_strategy("mirrored", devices=[bad])
+    strategy, _ = make_strategy(
+        "one_device", devices=["/job:localhost/replica:0/task:0/device:CPU:0"]
+    )
+    assert strategy.num_replicas_in_sync == 1
+
+
 def test_towers_with_several_workers_is_an_error(monkeypatch):
     from keras_alexnet.training import make_strategy
 

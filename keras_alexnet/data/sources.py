@@ -436,6 +436,21 @@ def image_folder_source(
     )
 
 
+def _check_locations_used(dataset: str, given: dict[str, str | None]) -> None:
+    used = {
+        "image_folder": {"image_dir"},
+        "alexnet_shapes": {"data_dir"},
+        "imagenet2012": {"data_dir", "manual_dir"},
+    }.get(dataset, {"data_dir"})
+    for name, value in given.items():
+        if value and name not in used:
+            hint = " Add dataset='image_folder' to train on it." if name == "image_dir" else ""
+            raise ValueError(
+                f"{name} is not used by dataset={dataset!r} (it uses {sorted(used)}); received "
+                f"{name}={value!r}.{hint}"
+            )
+
+
 def make_source(
     dataset: str,
     data_dir: str | None = None,
@@ -445,7 +460,12 @@ def make_source(
     seed: int = 0,
 ) -> Source:
     """One entry point for the scripts: `dataset` is "image_folder", "alexnet_shapes",
-    "imagenet2012" or the name of a prepared tensorflow-datasets dataset."""
+    "imagenet2012" or the name of a prepared tensorflow-datasets dataset. A location the
+    dataset does not use (say `image_dir` without "image_folder") is an error naming both:
+    silently training on other data than the user pointed at is worse."""
+    _check_locations_used(
+        dataset, {"data_dir": data_dir, "manual_dir": manual_dir, "image_dir": image_dir}
+    )
     if dataset == "image_folder":
         if not image_dir:
             raise ValueError("dataset='image_folder' needs image_dir, the folder of images.")

@@ -229,3 +229,27 @@ def test_imagenet2012_missing_files_say_which_and_where(tmp_path):
     assert "ILSVRC2012_img_train.tar not found" in message
     assert "ILSVRC2012_img_val.tar not found" not in message
     assert str(manual) in message and "image-net.org" in message
+
+
+@pytest.mark.parametrize(
+    "dataset, given, message",
+    [
+        (
+            "alexnet_shapes",
+            {"image_dir": "photos"},
+            "image_dir is not used by dataset='alexnet_shapes'.*Add dataset='image_folder'",
+        ),
+        (
+            "image_folder",
+            {"image_dir": "photos", "data_dir": "tfds"},
+            "data_dir is not used by dataset='image_folder'",
+        ),
+        ("cifar10", {"manual_dir": "tars"}, "manual_dir is not used by dataset='cifar10'"),
+    ],
+)
+def test_a_location_the_dataset_does_not_use_is_an_error_naming_both(dataset, given, message):
+    """`--image_dir` without `--dataset=image_folder` used to train on the embedded set."""
+    from keras_alexnet.data import make_source
+
+    with pytest.raises(ValueError, match=message):
+        make_source(dataset, **given)
