@@ -589,7 +589,14 @@ STATS_FILE = "stats.json"
 
 
 def write_class_names(class_names: Sequence[str], path: str) -> None:
-    """One class name per line, in label order (atomically)."""
+    """One class name per line, in label order (atomically). A name that would not read back
+    as itself (empty, a line break inside, spaces around it) is refused."""
+    for name in class_names:
+        if not name or name != name.strip() or "\n" in name or "\r" in name:
+            raise SettingsError(
+                f"The class name {name!r} cannot be kept one per line in {path}: rename the "
+                "class (no line breaks, no spaces around it)."
+            )
 
     def write(temporary):
         with open(temporary, "w", encoding="utf-8") as f:
@@ -771,6 +778,12 @@ def train(
         color_stats = data.load_stats(stats) if stats else source.default_stats
     except ValueError as error:
         raise SettingsError(str(error)) from None
+    if source.num_classes < 2:
+        raise SettingsError(
+            f"{source.name} has {source.num_classes} class ({list(source.class_names)}): a "
+            "classifier needs at least 2 (with one, every prediction is right). Add a folder "
+            "per class."
+        )
     num_train = source.num_examples["train"]
     if num_train < batch_size:
         raise SettingsError(

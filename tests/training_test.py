@@ -403,3 +403,27 @@ def test_one_step_under_each_precision_policy_makes_the_same_update():
                 policy,
                 name,
             )
+
+
+def test_class_names_that_would_not_read_back_are_refused(tmp_path):
+    from keras_alexnet.prediction import read_class_names
+    from keras_alexnet.training import SettingsError, write_class_names
+
+    path = str(tmp_path / "class_names.txt")
+    write_class_names(["cat", "dog house", "ü"], path)
+    assert read_class_names(path) == ["cat", "dog house", "ü"]
+    for bad in ("two\nlines", " padded", ""):
+        with pytest.raises(SettingsError, match="cannot be kept one per line"):
+            write_class_names(["cat", bad], path)
+    assert read_class_names(path) == ["cat", "dog house", "ü"]  # the file is untouched
+
+
+def test_a_one_class_dataset_is_refused_before_anything_is_written(tmp_path):
+    """With one class every prediction is right: the run reported '100% accuracy'."""
+    from keras_alexnet.training import SettingsError, train
+
+    write(f"{tmp_path}/images/only/a.png", encode(np.zeros((8, 8, 3), np.uint8), "PNG"))
+    write(f"{tmp_path}/images/only/b.png", encode(np.ones((8, 8, 3), np.uint8), "PNG"))
+    with pytest.raises(SettingsError, match=r"has 1 class \(\['only'\]\).*at least 2"):
+        train("image_folder", image_dir=f"{tmp_path}/images", model_dir=f"{tmp_path}/run")
+    assert not os.path.exists(tmp_path / "run")

@@ -269,6 +269,12 @@ def _class_folders(folder: str) -> list[str]:
         d for d in os.listdir(folder) if not d.startswith(".") and os.path.isdir(f"{folder}/{d}")
     )
     for name in classes:
+        if name != name.strip() or "\n" in name or "\r" in name:
+            raise ValueError(
+                f"The class folder {shown(os.path.join(folder, name))!r} has a name with a line "
+                "break or spaces around it, which a one-name-per-line class_names.txt cannot "
+                "keep. Rename the folder."
+            )
         if not _utf8(name):
             raise ValueError(
                 f"The class folder {shown(os.path.join(folder, name))!r} has a name that is not "

@@ -253,3 +253,17 @@ def test_a_location_the_dataset_does_not_use_is_an_error_naming_both(dataset, gi
 
     with pytest.raises(ValueError, match=message):
         make_source(dataset, **given)
+
+
+@pytest.mark.parametrize("name", ["two\nlines", " padded", "cr\r"])
+def test_a_class_folder_name_that_cannot_round_trip_is_refused(tmp_path, name):
+    """class_names.txt keeps one stripped name per line: 'two\\nlines' read back as 2 names."""
+    from keras_alexnet.data import image_folder_source
+
+    for folder in (name, "other"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "a.png").write_bytes(
+            encode(random_image(np.random.default_rng(0)), "PNG")
+        )
+    with pytest.raises(ValueError, match="Rename the folder"):
+        image_folder_source(str(tmp_path))
