@@ -115,9 +115,8 @@ def serving_archive(
 
     def one_image(index_and_encoded):
         index, encoded = index_and_encoded
-        what = tf.strings.format("image_bytes[{}]", index)
-        encoded = decode.check_encoded(encoded, max_pixels, what)  # before any decoder
-        return pipeline.eval_view(encoded, stats, max_pixels)
+        what = tf.strings.format("image_bytes[{}]", index)  # checked before any decoder
+        return pipeline.eval_view(encoded, stats, max_pixels, what)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def serving_default(image_bytes):

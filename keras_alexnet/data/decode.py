@@ -129,13 +129,15 @@ def check_encoded(
         return tf.identity(encoded)
 
 
-def decode_central_square(encoded: tf.Tensor, max_pixels: int = DEFAULT_MAX_PIXELS) -> tf.Tensor:
+def decode_central_square(
+    encoded: tf.Tensor, max_pixels: int = DEFAULT_MAX_PIXELS, what: str | tf.Tensor = "image"
+) -> tf.Tensor:
     """Encoded JPEG/PNG bytes -> uint8 (S, S, 3), the central square, RGB.
 
     Grey images become RGB; a PNG's alpha channel is dropped. Anything else, or an image of
-    more than `max_pixels` pixels, is InvalidArgument (see `check_encoded`).
+    more than `max_pixels` pixels, is InvalidArgument naming it `what` (see `check_encoded`).
     """
-    encoded = check_encoded(encoded, max_pixels)
+    encoded = check_encoded(encoded, max_pixels, what)
 
     def jpeg():
         shape = tf.io.extract_jpeg_shape(encoded)

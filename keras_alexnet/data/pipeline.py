@@ -33,9 +33,11 @@ def _tensors(stats: ColorStats):
     )
 
 
-def _square_256(encoded: tf.Tensor, max_pixels: int = decode.DEFAULT_MAX_PIXELS) -> tf.Tensor:
+def _square_256(
+    encoded: tf.Tensor, max_pixels: int = decode.DEFAULT_MAX_PIXELS, what="image"
+) -> tf.Tensor:
     """Paper 2, shared by every view: the central square, decoded and resized to 256x256."""
-    return augment.resize_square(decode.decode_central_square(encoded, max_pixels))
+    return augment.resize_square(decode.decode_central_square(encoded, max_pixels, what))
 
 
 def train_view(encoded: tf.Tensor, seed: tf.Tensor, stats: ColorStats) -> tf.Tensor:
@@ -53,11 +55,14 @@ def train_view(encoded: tf.Tensor, seed: tf.Tensor, stats: ColorStats) -> tf.Ten
 
 
 def eval_view(
-    encoded: tf.Tensor, stats: ColorStats, max_pixels: int = decode.DEFAULT_MAX_PIXELS
+    encoded: tf.Tensor,
+    stats: ColorStats,
+    max_pixels: int = decode.DEFAULT_MAX_PIXELS,
+    what: str | tf.Tensor = "image",
 ) -> tf.Tensor:
     """The central 227x227 view of an encoded JPEG or PNG of at most `max_pixels` pixels,
-    mean subtracted: float32 (227, 227, 3)."""
-    image = _square_256(encoded, max_pixels)
+    mean subtracted: float32 (227, 227, 3). A refusal names the input `what`."""
+    image = _square_256(encoded, max_pixels, what)
     image = augment.center_crop(image)
     return tf.ensure_shape(augment.subtract_mean(image, _tensors(stats)[0]), (227, 227, 3))
 
