@@ -19,9 +19,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_alexnet import pretrained
 from keras_alexnet import weights as weights_lib
 from keras_alexnet.imagenet import IMAGENET_MEAN_RGB, NUM_IMAGENET_CLASSES, imagenet_class_index
 from keras_alexnet.layers import (
+    CrossTowerLocalResponseNormalization,
     LocalResponseNormalization,
     PlacedConcatenate,
     PlacedConv2D,
@@ -30,7 +32,7 @@ from keras_alexnet.layers import (
     PlacedFlatten,
     PlacedMaxPooling2D,
 )
-from keras_alexnet.layers.local_response_normalization import ALPHA_CONVENTIONS
+from keras_alexnet.layers.local_response_normalization import ALPHA_CONVENTIONS, CAFFE_BIAS
 
 # Paper 3.5 / figure 2: the input is 227x227x3. The paper says 224, which does not fit an
 # unpadded 11x11 stride-4 conv1 giving 55x55; Caffe and every faithful port use 227.
@@ -59,6 +61,9 @@ PIXEL_STDDEV = 58.0
 
 TOWERS = ("a", "b")
 POOLINGS = (None, "avg", "max")
+# "paper": section 3.3's LRN (k=2) within each tower. "caffe": Caffe's bvlc_alexnet, whose
+# trained weights need its LRN (k=1, alpha divided by the window size) across both towers.
+LRNS = ("paper", "caffe")
 
 
 def AlexNet(
@@ -73,24 +78,34 @@ def AlexNet(
     *,
     tower_devices: Sequence[str] | None = None,
     dropout_rate: float = DROPOUT_RATE,
-    lrn_alpha_convention: str = "paper",
+    lrn: str | None = None,
+    lrn_alpha_convention: str | None = None,
     init: str = "paper",
 ) -> keras.Model:
     """Builds the paper's AlexNet as a Keras functional model.
 
-    No pretrained ImageNet weights are bundled: the model starts from the paper's random
-    initialisation, or from a weights file you trained.
+    No pretrained ImageNet weights are bundled and none are downloaded: the model starts from
+    the paper's random initialisation, from a weights file you trained, or from Caffe's trained
+    `bvlc_alexnet.caffemodel` (or its ONNX form) that you bring (README, "Pretrained weights").
 
     Args:
         include_top: whether to include fc6, fc7 and the classifier. Then the input must be
             227x227x3.
-        weights: `None` (random initialisation) or the path to a `.weights.h5` or `.keras`
-            file saved from an AlexNet with the same arguments. With `include_top=False`, a
-            file from the full model also loads (its top is ignored).
+        weights: `None` (random initialisation); the path to a `.weights.h5` or `.keras`
+            file saved from an AlexNet with the same arguments; or the path to Caffe's
+            `bvlc_alexnet.caffemodel` (either of Caffe's file forms) or its ONNX form
+            (`.onnx`, needs `pip install onnx`), which builds `lrn="caffe"` and loads the
+            trained weights exactly, for RGB input through `preprocess_input` like every
+            model here. With `include_top=False`, a file from the full model also loads (its
+            top is ignored).
         input_tensor: optional Keras tensor (from `keras.Input()` or a layer's output) to use
             as the model's input.
-        input_shape: optional `(height, width, 3)`. Must be `(227, 227, 3)` with
-            `include_top=True`; otherwise at least 67x67, or `None` for any size.
+        input_shape: optional `(height, width, channels)`. Must be `(227, 227, channels)`
+            with `include_top=True`; otherwise at least 67x67, or `None` for any size.
+            Channels are 3 (RGB) for `preprocess_input` and for every weights file of
+            3-channel images; with `weights=None` any number of channels builds. With
+            Caffe's weights and `include_top=False`, sizes other than 227 may give other
+            pool sizes than Caffe's (Caffe rounds pooling output sizes up, Keras down).
         pooling: with `include_top=False`: `None` for the 4D pool5 output (6x6x256 at
             227x227), `"avg"` or `"max"` for global pooling to a 256-vector.
         classes: number of classes of the classifier, with `include_top=True`.
@@ -103,9 +118,15 @@ def AlexNet(
             reads tower b) runs on `device_a`, tower b on `device_b`, as the paper split the
             net over two GPUs. With `None`, both towers run wherever the model runs.
         dropout_rate: dropout after fc6 and fc7 (paper 4.2: 0.5); active in training only.
-        lrn_alpha_convention: `"paper"` (alpha=1e-4 as the paper writes it) or `"caffe"`
-            (alpha divided by the window size 5, as Caffe and cuda-convnet define it). See
-            `keras_alexnet.layers.LocalResponseNormalization`.
+        lrn: `"paper"` (section 3.3: k=2, n=5, alpha=1e-4, beta=0.75, within each tower) or
+            `"caffe"` (Caffe's bvlc_alexnet: k=1 and alpha/5, across the channels of both
+            towers; layers `CrossTowerLocalResponseNormalization`, which read the two edge
+            channels of the other tower, so placed towers exchange those channels at norm1
+            and norm2). `None`: "caffe" for a `.caffemodel`/`.onnx` file, else "paper". Build
+            `lrn="caffe"` with `weights=None` to fine-tune the Caffe variant from scratch.
+        lrn_alpha_convention: with `lrn="paper"`: `"paper"` (alpha=1e-4 as the paper writes
+            it, the default) or `"caffe"` (alpha divided by the window size 5, as Caffe and
+            cuda-convnet define it). See `keras_alexnet.layers.LocalResponseNormalization`.
         init: `"paper"`: weights N(0, 0.01), biases 1 in conv2, conv4, conv5, fc6, fc7 and 0
             elsewhere (paper 5). `"he"`: He-normal weights, zero biases, and a fixed
             `input_scaling` layer dividing the (mean-subtracted 0..255) input by 58, so that
@@ -136,9 +157,11 @@ def AlexNet(
         name=name,
         tower_devices=tower_devices,
         dropout_rate=dropout_rate,
+        lrn=lrn,
         lrn_alpha_convention=lrn_alpha_convention,
         init=init,
     )
+    lrn = _resolve_lrn(lrn, weights)
     device = dict(zip(TOWERS, tower_devices or (None, None), strict=True))
     ones, zeros = ("zeros", "zeros") if init == "he" else ("ones", "zeros")
 
@@ -171,10 +194,27 @@ def AlexNet(
             POOL_SIZE, strides=POOL_STRIDE, name=f"pool{block}_{tower}", device=device[tower]
         )
 
-    def norm(block, tower):
-        return LocalResponseNormalization(
-            alpha_convention=lrn_alpha_convention, name=f"norm{block}_{tower}", device=device[tower]
-        )
+    def norm(block, x):
+        """Block `block`'s LRN for each tower, over its own channels or (Caffe) both towers'."""
+        if lrn == "paper":
+            return {
+                t: LocalResponseNormalization(
+                    alpha_convention=lrn_alpha_convention or "paper",
+                    name=f"norm{block}_{t}",
+                    device=device[t],
+                )(x[t])
+                for t in TOWERS
+            }
+        return {
+            t: CrossTowerLocalResponseNormalization(
+                position,
+                bias=CAFFE_BIAS,
+                alpha_convention="caffe",
+                name=f"norm{block}_{t}",
+                device=device[t],
+            )([x[t], x[other]])
+            for t, other, position in (("a", "b", "first"), ("b", "a", "second"))
+        }
 
     def dense(block, tower):
         return PlacedDense(
@@ -199,12 +239,12 @@ def AlexNet(
 
     # Block 1: 96 kernels of 11x11x3, stride 4, no padding, 48 per tower (paper 3.5).
     x = {t: conv(48, 11, zeros, 1, t, strides=4, padding="valid")(x) for t in TOWERS}
-    x = {t: norm(1, t)(x[t]) for t in TOWERS}  # (B, 55, 55, 48) each
+    x = norm(1, x)  # (B, 55, 55, 48) each
     x = {t: pool(1, t)(x[t]) for t in TOWERS}  # (B, 27, 27, 48)
 
     # Block 2: 256 kernels of 5x5x48, each tower reads only its own block 1.
     x = {t: conv(128, 5, ones, 2, t)(x[t]) for t in TOWERS}
-    x = {t: norm(2, t)(x[t]) for t in TOWERS}  # (B, 27, 27, 128)
+    x = norm(2, x)  # (B, 27, 27, 128)
     x = {t: pool(2, t)(x[t]) for t in TOWERS}  # (B, 13, 13, 128)
 
     # Block 3: 384 kernels of 3x3x256, each reading both towers.
@@ -253,9 +293,19 @@ def AlexNet(
         inputs = sources[0] if len(sources) == 1 else sources
     model = keras.Model(inputs, x, name=name)
 
-    if weights is not None:
+    if weights is not None and pretrained.is_pretrained_file(os.fspath(weights)):
+        pretrained.load_pretrained(model, weights, include_top)
+    elif weights is not None:
         weights_lib.load_weights(model, weights, allow_unused=not include_top)
     return model
+
+
+def _resolve_lrn(lrn, weights) -> str:
+    if lrn is not None:
+        return lrn
+    if weights is not None and pretrained.is_pretrained_file(os.fspath(weights)):
+        return "caffe"
+    return "paper"
 
 
 def _check_backend():
@@ -271,8 +321,9 @@ def _is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def _validate_input_shape(input_shape, include_top, source="input_shape"):
-    """Returns the input shape to build with, after checking it as keras.applications does."""
+def _validate_input_shape(input_shape, include_top, source="input_shape", channels=None):
+    """Returns the input shape to build with, after checking it as keras.applications does:
+    any channel count without weights, `channels` with a weights file (3 unless known)."""
     if input_shape is None:
         return (DEFAULT_SIZE, DEFAULT_SIZE, 3) if include_top else (None, None, 3)
     try:
@@ -281,19 +332,25 @@ def _validate_input_shape(input_shape, include_top, source="input_shape"):
         shape = None
     if shape is None or len(shape) != 3 or not all(d is None or _is_int(d) for d in shape):
         raise ValueError(
-            f"`{source}` must be a tuple of three integers (height, width, 3). "
+            f"`{source}` must be a tuple of three integers (height, width, channels). "
             f"Received: {source}={input_shape!r}"
         )
     shape = tuple(None if d is None else int(d) for d in shape)
-    if shape[-1] != 3:
+    if shape[-1] is None or shape[-1] < 1:
         raise ValueError(
-            f"The input must have 3 channels (RGB, channels last). Received: {source}={shape}"
+            "The number of channels (channels last) must be a positive integer, 3 for RGB. "
+            f"Received: {source}={shape}"
         )
-    if include_top and shape != (DEFAULT_SIZE, DEFAULT_SIZE, 3):
+    if channels is not None and shape[-1] != channels:
         raise ValueError(
-            f"With `include_top=True` the input must be ({DEFAULT_SIZE}, {DEFAULT_SIZE}, 3): fc6 "
-            f"reads a 6x6x256 pool5. Received: {source}={shape}. Resize or crop the images to "
-            f"{DEFAULT_SIZE}x{DEFAULT_SIZE}, or use include_top=False."
+            f"The input must have {channels} channels (RGB, channels last) for the weights "
+            f"file, which was trained on colour images. Received: {source}={shape}"
+        )
+    if include_top and shape[:2] != (DEFAULT_SIZE, DEFAULT_SIZE):
+        raise ValueError(
+            f"With `include_top=True` the input must be ({DEFAULT_SIZE}, {DEFAULT_SIZE}, "
+            f"channels): fc6 reads a 6x6x256 pool5. Received: {source}={shape}. Resize or crop "
+            f"the images to {DEFAULT_SIZE}x{DEFAULT_SIZE}, or use include_top=False."
         )
     if any(d is not None and d < MIN_SIZE for d in shape[:2]):
         raise ValueError(
@@ -315,6 +372,7 @@ def _validate_arguments(
     name,
     tower_devices,
     dropout_rate,
+    lrn,
     lrn_alpha_convention,
     init,
 ):
@@ -323,28 +381,8 @@ def _validate_arguments(
         raise ValueError(
             f"`include_top` must be True or False. Received: include_top={include_top!r}"
         )
-    if weights is not None:
-        if not isinstance(weights, (str, os.PathLike)):
-            raise ValueError(
-                "The `weights` argument should be either `None` (random initialization) or the "
-                f"path to a `.weights.h5` or `.keras` file. Received: weights={weights!r}"
-            )
-        path = os.fspath(weights)
-        if path == "imagenet":
-            raise ValueError(
-                "The `weights` argument should be either `None` (random initialization) or the "
-                "path to a `.weights.h5` or `.keras` file. Received: weights='imagenet'. "
-                "keras_alexnet bundles no pretrained ImageNet weights and never downloads any: "
-                "train them with `python scripts/train.py --flagfile=configs/paper.flags` and "
-                "pass the path of the file it saves."
-            )
-        if not path.endswith(weights_lib.WEIGHTS_SUFFIXES):
-            raise ValueError(
-                "The `weights` argument should be either `None` (random initialization) or the "
-                f"path to a `.weights.h5` or `.keras` file. Received: weights={path!r}"
-            )
-        if not os.path.isfile(path):
-            raise ValueError(f"The weights file does not exist. Received: weights={path!r}")
+    _validate_weights(weights)
+    _validate_lrn(lrn, lrn_alpha_convention, init, weights)
     if not _is_int(classes) or classes < 1:
         raise ValueError(f"`classes` must be a positive integer. Received: classes={classes!r}")
     if pooling not in POOLINGS:
@@ -382,13 +420,6 @@ def _validate_arguments(
             "`dropout_rate` must be a number in [0, 1) (the paper uses 0.5). Received: "
             f"dropout_rate={dropout_rate!r}"
         )
-    if lrn_alpha_convention not in ALPHA_CONVENTIONS:
-        raise ValueError(
-            f"`lrn_alpha_convention` must be one of {ALPHA_CONVENTIONS}. Received: "
-            f"lrn_alpha_convention={lrn_alpha_convention!r}"
-        )
-    if init not in INITIALIZATIONS:
-        raise ValueError(f"`init` must be one of {INITIALIZATIONS}. Received: init={init!r}")
 
     source = "input_shape"
     if input_tensor is not None:
@@ -400,7 +431,67 @@ def _validate_arguments(
         if input_shape is None:
             input_shape = tuple(input_tensor.shape)[1:]
             source = "input_tensor.shape[1:]"
-    return _validate_input_shape(input_shape, include_top, source)
+    caffe_file = weights is not None and pretrained.is_pretrained_file(os.fspath(weights))
+    channels = 3 if caffe_file else None
+    return _validate_input_shape(input_shape, include_top, source, channels)
+
+
+_WEIGHTS_ARGUMENT = (
+    "The `weights` argument should be either `None` (random initialization), the path to a "
+    "`.weights.h5` or `.keras` file, or Caffe's bvlc_alexnet as a `.caffemodel` or `.onnx` "
+    "file."
+)
+
+
+def _validate_weights(weights):
+    if weights is None:
+        return
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(f"{_WEIGHTS_ARGUMENT} Received: weights={weights!r}")
+    path = os.fspath(weights)
+    if path == "imagenet":
+        raise ValueError(
+            f"{_WEIGHTS_ARGUMENT} Received: weights='imagenet'. keras_alexnet bundles no "
+            "pretrained ImageNet weights and never downloads any: bring Caffe's "
+            "bvlc_alexnet.caffemodel (README, Pretrained weights), or train with `python "
+            "scripts/train.py --flagfile=configs/paper.flags`, and pass the file's path."
+        )
+    refusal = pretrained.refusal(path)
+    if refusal:
+        raise ValueError(f"{refusal} See README, Pretrained weights, for the formats loaded.")
+    if not path.endswith(weights_lib.WEIGHTS_SUFFIXES) and not pretrained.is_pretrained_file(path):
+        raise ValueError(f"{_WEIGHTS_ARGUMENT} Received: weights={path!r}")
+    if not os.path.isfile(path):
+        raise ValueError(f"The weights file does not exist. Received: weights={path!r}")
+
+
+def _validate_lrn(lrn, lrn_alpha_convention, init, weights):
+    if lrn is not None and lrn not in LRNS:
+        raise ValueError(f"`lrn` must be None or one of {LRNS}. Received: lrn={lrn!r}")
+    if lrn_alpha_convention is not None and lrn_alpha_convention not in ALPHA_CONVENTIONS:
+        raise ValueError(
+            f"`lrn_alpha_convention` must be one of {ALPHA_CONVENTIONS}. Received: "
+            f"lrn_alpha_convention={lrn_alpha_convention!r}"
+        )
+    if init not in INITIALIZATIONS:
+        raise ValueError(f"`init` must be one of {INITIALIZATIONS}. Received: init={init!r}")
+    caffe_file = weights is not None and pretrained.is_pretrained_file(os.fspath(weights))
+    if caffe_file and lrn == "paper":
+        raise ValueError(
+            f"Caffe's bvlc_alexnet weights ({os.fspath(weights)}) were trained with Caffe's LRN; "
+            "they need lrn='caffe' (or lrn=None). Received: lrn='paper'"
+        )
+    if caffe_file and init == "he":
+        raise ValueError(
+            "init='he' adds an input_scaling layer that Caffe's bvlc_alexnet does not have; "
+            "leave init='paper' to load its weights. Received: init='he'"
+        )
+    if (lrn == "caffe" or caffe_file) and lrn_alpha_convention == "paper":
+        raise ValueError(
+            "lrn='caffe' always divides alpha by the window size (Caffe's convention); "
+            "lrn_alpha_convention applies to lrn='paper' only. Received: "
+            "lrn_alpha_convention='paper'"
+        )
 
 
 def preprocess_input(x, mean: Sequence[float] = IMAGENET_MEAN_RGB):

@@ -22,9 +22,15 @@ WEIGHTS_SUFFIXES = (".weights.h5", ".keras")
 
 
 # Layers without weights that still change the numbers: a file saved with one must not load
-# silently into a model without it, or the other way round. `AlexNet(init="he")` has a
-# fixed Rescaling layer that `init="paper"` has not.
-_WEIGHTLESS_BUT_SIGNIFICANT = ("rescaling",)
+# silently into a model without it, or the other way round. For each, the AlexNet argument
+# that makes the difference: `init="he"` adds a fixed Rescaling layer, `lrn="caffe"` normalises
+# across both towers with its own layer class.
+_WEIGHTLESS_BUT_SIGNIFICANT = {
+    "rescaling": "a fixed input_scaling layer (AlexNet's init='he' against init='paper')",
+    "cross_tower_local_response_normalization": (
+        "Caffe's cross-tower LRN (AlexNet's lrn='caffe' against lrn='paper')"
+    ),
+}
 
 
 def _saved_shapes(h5_file: h5py.File) -> dict[str, list[tuple[int, ...]]]:
@@ -81,15 +87,13 @@ def check_weights_fit(model: keras.Model, path: str, allow_unused: bool = False)
         ) from None
     matched = set()
     expected = _expected_shapes(model)
-    for name in _WEIGHTLESS_BUT_SIGNIFICANT:
-        in_model = [layer.name for key, layer, _ in expected if key == name]
-        if bool(in_model) != (name in saved):
+    for name, what in _WEIGHTLESS_BUT_SIGNIFICANT.items():
+        in_model = any(key == name for key, _, _ in expected)
+        if in_model != (name in saved):
             where = "the model has" if in_model else "the file was saved from a model with"
             raise ValueError(
-                f"The weights file {path!r} does not fit this model: {where} a fixed "
-                f"{name} layer ({in_model[0] if in_model else 'input_scaling'}) that the "
-                "other has not; for AlexNet that is init='he' against init='paper'. Build the "
-                "model with the `init` the file was saved with."
+                f"The weights file {path!r} does not fit this model: {where} {what}, and the "
+                "other has not. Build the model with the arguments the file was saved with."
             )
     for key, layer, shapes in expected:
         if not shapes:

@@ -9,9 +9,13 @@ from keras_alexnet.layers.device_placement import (
     PlacedFlatten,
     PlacedMaxPooling2D,
 )
-from keras_alexnet.layers.local_response_normalization import LocalResponseNormalization
+from keras_alexnet.layers.local_response_normalization import (
+    CrossTowerLocalResponseNormalization,
+    LocalResponseNormalization,
+)
 
 __all__ = [
+    "CrossTowerLocalResponseNormalization",
     "DevicePlacement",
     "LocalResponseNormalization",
     "PlacedConcatenate",

@@ -13,6 +13,10 @@ PAPER_DEPTH_RADIUS = 2
 PAPER_BIAS = 2.0
 PAPER_ALPHA = 1e-4
 PAPER_BETA = 0.75
+# Caffe's bvlc_alexnet (the trained weights users bring, see keras_alexnet.pretrained) leaves
+# its LRN's k unset: Caffe's default, 1. Its size, alpha and beta are the paper's, with alpha
+# divided by the window size (alpha_convention="caffe").
+CAFFE_BIAS = 1.0
 
 ALPHA_CONVENTIONS = ("paper", "caffe")
 
@@ -144,6 +148,9 @@ class LocalResponseNormalization(DevicePlacement, keras.layers.Layer):
         return self.alpha
 
     def call(self, inputs):
+        return self._normalize(inputs)
+
+    def _normalize(self, inputs):
         # LRN needs float32: squares of activations overflow float16 and the power loses
         # precision in bfloat16. Compute in float32 whatever the policy, hand back the input
         # dtype so the next layer sees what the policy promises.
@@ -171,4 +178,59 @@ class LocalResponseNormalization(DevicePlacement, keras.layers.Layer):
                 "alpha_convention": self.alpha_convention,
             }
         )
+        return config
+
+
+TOWER_POSITIONS = ("first", "second")
+
+
+@keras.saving.register_keras_serializable(package="keras_alexnet")
+class CrossTowerLocalResponseNormalization(LocalResponseNormalization):
+    """LRN across the channels of both towers, computed for one tower: Caffe's AlexNet.
+
+    Caffe normalises conv1's 96 (conv2's 256) channels as one stack, so the window of a
+    channel at a tower's edge reaches into the other tower (channels 46-49 of conv1). This
+    layer takes `[own, other]` and returns the normalised `own` channels, exactly as if both
+    towers had been concatenated (`own` first when `position="first"`), normalised, and split
+    again. It reads only the `depth_radius` channels of `other` next to `own`: placed on two
+    devices, each tower copies 2 channels of the other's activations here, where the paper's
+    towers exchange nothing.
+
+    Args:
+        position: `"first"` (tower a: its channels come first in the stack) or `"second"`.
+        **kwargs: as `LocalResponseNormalization`.
+
+    Example:
+
+    >>> norm = CrossTowerLocalResponseNormalization("first", bias=1.0, alpha_convention="caffe")
+    >>> norm([tf.ones((1, 55, 55, 48)), tf.ones((1, 55, 55, 48))]).shape
+    TensorShape([1, 55, 55, 48])
+    """
+
+    def __init__(self, position: str = "first", **kwargs):
+        super().__init__(**kwargs)
+        if position not in TOWER_POSITIONS:
+            raise ValueError(
+                f"position must be one of {TOWER_POSITIONS}; received position={position!r}."
+            )
+        self.position = position
+
+    def call(self, inputs):
+        own, other = inputs
+        radius = self.depth_radius
+        if radius == 0:
+            return self._normalize(own)
+        channels = tf.shape(own)[-1]
+        if self.position == "first":
+            stack = tf.concat([own, other[..., :radius]], axis=-1)
+            return self._normalize(stack)[..., :channels]
+        stack = tf.concat([other[..., -radius:], own], axis=-1)
+        return self._normalize(stack)[..., tf.shape(stack)[-1] - channels :]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        config = super().get_config()
+        config["position"] = self.position
         return config
