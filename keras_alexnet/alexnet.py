@@ -349,7 +349,7 @@ def _validate_input_shape(input_shape, include_top, source="input_shape", channe
     if include_top and shape[:2] != (DEFAULT_SIZE, DEFAULT_SIZE):
         raise ValueError(
             f"With `include_top=True` the input must be ({DEFAULT_SIZE}, {DEFAULT_SIZE}, "
-            f"channels): fc6 reads a 6x6x256 pool5. Received: {source}={shape}. Resize or crop "
+            f"{shape[-1]}): fc6 reads a 6x6x256 pool5. Received: {source}={shape}. Resize or crop "
             f"the images to {DEFAULT_SIZE}x{DEFAULT_SIZE}, or use include_top=False."
         )
     if any(d is not None and d < MIN_SIZE for d in shape[:2]):

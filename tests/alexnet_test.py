@@ -291,11 +291,11 @@ def test_weights_of_the_other_init_are_refused(tmp_path):
     """init="he" adds a fixed input scaling without weights: a file must not cross over."""
     path = str(tmp_path / "he.weights.h5")
     AlexNet(classes=4, init="he").save_weights(path)
-    with pytest.raises(ValueError, match=r"saved from a model with a fixed rescaling.*init='he'"):
+    with pytest.raises(ValueError, match=r"saved from a model with a fixed input_scaling.*init='he'"):
         AlexNet(classes=4, weights=path)
     path = str(tmp_path / "paper.weights.h5")
     AlexNet(classes=4).save_weights(path)
-    with pytest.raises(ValueError, match=r"the model has a fixed rescaling layer \(input_scaling"):
+    with pytest.raises(ValueError, match=r"the model has a fixed input_scaling layer"):
         AlexNet(classes=4, init="he", weights=path)
 
 
@@ -368,7 +368,8 @@ def test_unreadable_weights_file(tmp_path):
         ({"input_shape": (224, 224, 3)}, r"\(227, 227, 3\).*Received: input_shape=\(224, 224, 3\)"),
         ({"input_shape": (227, 227)}, r"three integers.*Received: input_shape=\(227, 227\)"),
         ({"input_shape": "227"}, r"Received: input_shape='227'"),
-        ({"input_shape": (99, 99, 1), "include_top": False}, r"3 channels.*\(99, 99, 1\)"),
+        ({"input_shape": (99, 99, 0), "include_top": False}, r"channels.*\(99, 99, 0\)"),
+        ({"input_shape": (99, 99, None), "include_top": False}, r"channels.*\(99, 99, None\)"),
         ({"input_shape": (64, 99, 3), "include_top": False}, r"at least 67x67.*\(64, 99, 3\)"),
         ({"input_tensor": np.zeros((1, 227, 227, 3))}, r"Keras tensor.*Received: input_tensor="),
         ({"name": ""}, r"Received: name=''"),
@@ -378,6 +379,13 @@ def test_unreadable_weights_file(tmp_path):
         ({"dropout_rate": 1.0}, r"Received: dropout_rate=1.0"),
         ({"dropout_rate": -0.1}, r"Received: dropout_rate=-0.1"),
         ({"lrn_alpha_convention": "cuda"}, r"Received: lrn_alpha_convention='cuda'"),
+        ({"lrn": "cuda"}, r"Received: lrn='cuda'"),
+        ({"lrn": "caffe", "lrn_alpha_convention": "paper"}, r"applies to lrn='paper' only"),
+        ({"weights": "bvlc_alexnet.npy"}, r"pickle.*convert the original bvlc_alexnet.caffemodel"),
+        ({"weights": "alexnet-owt-7be5be79.pth"}, r"torchvision's alexnet is a different network"),
+        ({"weights": "alexnet_v2.ckpt"}, r"TF-Slim's alexnet_v2 is a different network"),
+        ({"weights": "model.ckpt-1000.index"}, r"TF-Slim's alexnet_v2"),
+        ({"weights": "/nonexistent/bvlc_alexnet.caffemodel"}, r"does not exist"),
         ({"init": "xavier"}, r"Received: init='xavier'"),
     ],
 )
@@ -488,3 +496,19 @@ def test_xla_gradients_equal_the_graph_ones():
         np.testing.assert_allclose(
             got.numpy(), want.numpy(), atol=1e-4 * scale, err_msg=variable.path
         )
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_any_channel_count_without_weights(channels, tmp_path):
+    """keras' applications_test builds every model with weights=None, include_top=False and
+    input_shape (None, None, 1) or (None, None, 4); a weights file of 3-channel images does
+    not load into such a model, with an error naming conv1."""
+    base = AlexNet(include_top=False, input_shape=(None, None, channels), pooling="avg")
+    assert base.output_shape == (None, 256)
+    assert base(np.zeros((1, 99, 120, channels), "float32")).shape == (1, 256)
+    top = AlexNet(input_shape=(227, 227, channels), classes=3)
+    assert top.get_layer("conv1_a").kernel.shape == (11, 11, channels, 48)
+    path = str(tmp_path / "rgb.weights.h5")
+    AlexNet(include_top=False).save_weights(path)
+    with pytest.raises(ValueError, match=r"layer 'conv1_a' has weight shapes \[\(11, 11, 1"):
+        AlexNet(include_top=False, input_shape=(None, None, 1), weights=path)

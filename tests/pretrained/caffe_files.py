@@ -113,7 +113,11 @@ def blob(array, legacy, packed=True):
     if packed:
         data = bytes_field(5, array.astype("<f4").tobytes())
     else:
-        data = b"".join(float_field(5, float(v)) for v in array.reshape(-1))
+        values = array.astype("<f4").reshape(-1)
+        records = np.empty((values.size, 5), np.uint8)
+        records[:, 0] = key(5, 5)[0]  # one key before every float
+        records[:, 1:] = values.view(np.uint8).reshape(-1, 4)
+        data = records.tobytes()
     return header + data
 
 

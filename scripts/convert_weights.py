@@ -1,0 +1,82 @@
+"""Converts Caffe's trained bvlc_alexnet (.caffemodel, or its ONNX form .onnx) to a .keras file.
+
+    python scripts/convert_weights.py bvlc_alexnet.caffemodel --output=bvlc_alexnet.keras
+    python scripts/export.py --model=bvlc_alexnet.keras      # TF Serving, ImageNet class names
+
+The .keras model is `AlexNet(lrn="caffe")` with the file's weights, computing what Caffe
+computes, for RGB 0..255 input through `keras_alexnet.preprocess_input` (the export does that
+itself). The file's sha1 is printed, and whether it is BVLC's release.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("output", None, "The .keras file to write.")
+flags.DEFINE_bool("include_top", True, "Convert fc6-fc8 too (False: the convolutional base).")
+flags.DEFINE_bool("overwrite", False, "Replace --output if it exists.")
+flags.mark_flag_as_required("output")
+
+
+def _error(message):
+    print(f"ERROR: {message}", file=sys.stderr)
+    return 1
+
+
+def main(argv):
+    if len(argv) != 2:
+        return _error("give exactly one weights file: convert_weights.py SRC --output=X.keras")
+    source, output = os.path.expanduser(argv[1]), os.path.expanduser(FLAGS.output)
+    if not output.endswith(".keras"):
+        return _error(f"--output must end in .keras; received --output={FLAGS.output}")
+    if os.path.exists(output) and not FLAGS.overwrite:
+        return _error(f"{output} exists; pass --overwrite to replace it.")
+    if not os.path.isfile(source):
+        return _error(f"{source} does not exist or is not a file.")
+    import keras_alexnet  # isort: skip  (before TensorFlow loads: see keras_alexnet.machine)
+    from keras_alexnet import pretrained
+    from keras_alexnet.imagenet import NUM_IMAGENET_CLASSES
+
+    _describe_file(source, pretrained)
+    try:
+        matched = pretrained.read_network(source)
+        classes = pretrained.classes_in(matched) or NUM_IMAGENET_CLASSES
+        model = keras_alexnet.AlexNet(
+            include_top=FLAGS.include_top, weights=source, classes=classes
+        )
+    except ValueError as error:
+        return _error(error)
+    partial = f"{output}.partial-{os.getpid()}.keras"
+    try:
+        model.save(partial)
+        os.replace(partial, output)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+    top = f"{classes} classes" if FLAGS.include_top else "convolutional base"
+    print(f"Wrote {output}: AlexNet(lrn='caffe'), {top}, {model.count_params():,} parameters.")
+    if FLAGS.include_top:
+        print(f"Export it for TF Serving with: python scripts/export.py --model={output}")
+    return 0
+
+
+def _describe_file(path, pretrained):
+    size = os.path.getsize(path)
+    sha1 = pretrained.sha1_of(path)
+    print(f"{path}: {size:,} bytes, sha1 {sha1}")
+    if sha1 == pretrained.BVLC_ALEXNET_SHA1:
+        print("This is BVLC's release of bvlc_alexnet.caffemodel.")
+    else:
+        print(
+            f"This is not BVLC's release of bvlc_alexnet.caffemodel (sha1 "
+            f"{pretrained.BVLC_ALEXNET_SHA1}, {pretrained.BVLC_ALEXNET_BYTES:,} bytes); it is "
+            "loaded if its network is bvlc_alexnet's."
+        )
+
+
+if __name__ == "__main__":
+    app.run(main)
