@@ -28,6 +28,14 @@ setup(
         "tensorflow-serving-api>=2.21,<2.22",
     ],
     extras_require={
-        "test": ["pytest>=8,<10", "pytest-timeout>=2.3,<3"],
+        # Loading the ONNX form of Caffe's bvlc_alexnet (keras_alexnet.pretrained).
+        "onnx": ["onnx>=1.16,<2"],
+        # onnxruntime is the tests' reference for ONNX graphs; it is never imported by the package.
+        "test": [
+            "pytest>=8,<10",
+            "pytest-timeout>=2.3,<3",
+            "onnx>=1.16,<2",
+            "onnxruntime>=1.18,<2",
+        ],
     },
 )

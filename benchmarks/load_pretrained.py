@@ -53,7 +53,10 @@ print(json.dumps({"seconds": done - imported, "peak_mib": peak}))
 def _measure(mode, path, classes):
     result = subprocess.run(
         [sys.executable, "-c", _CHILD, mode, path, str(classes)],
-        capture_output=True, text=True, cwd=REPO, check=True,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -77,12 +80,13 @@ def main(argv):
             best = {m: min(r["seconds"] for r in rs) for m, rs in runs.items()}
             peak = {m: min(r["peak_mib"] for r in rs) for m, rs in runs.items()}
             cost, floor = best["load"] - best["build"], best["plain"] - best["build"]
+            extra = {m: peak[m] - peak["build"] for m in ("load", "plain")}
             print(
                 f"{form:>7} form, {os.path.getsize(path):,} bytes: build {best['build']:.2f} s, "
                 f"load {best['load']:.2f} s (file: {cost:.2f} s, {cost / floor:.2f}x a plain "
                 f"read + set_weights, {floor:.2f} s); peak memory over build: load "
-                f"+{peak['load'] - peak['build']:.0f} MiB, plain +{peak['plain'] - peak['build']:.0f}"
-                f" MiB (build {peak['build']:.0f} MiB)"
+                f"+{extra['load']:.0f} MiB, plain +{extra['plain']:.0f} MiB (build "
+                f"{peak['build']:.0f} MiB)"
             )
 
 

@@ -253,9 +253,7 @@ def _check_lrn(layer, where):
     attrs = layer.attrs
     for key, value in CAFFE_LRN.items():
         found = attrs.get(key)
-        close = (
-            np.isclose(found, value, rtol=1e-6) if isinstance(value, float) else found == value
-        )
+        close = np.isclose(found, value, rtol=1e-6) if isinstance(value, float) else found == value
         if not close:
             raise Mismatch(
                 f"{where} has LRN {key}={found}; bvlc_alexnet's is {key}={value} (local_size "

@@ -93,7 +93,8 @@ def _net_layer(node, constants, path) -> net.NetLayer:
     if kind == net.CONV:
         weights = _constant(node, 1, constants, path)
         bias = constants.get(node.input[2]) if len(node.input) > 2 else None
-        return net.NetLayer(name, kind, inputs, outputs, weights, bias, base | _conv(attrs, weights))
+        attrs = base | _conv(attrs, weights)
+        return net.NetLayer(name, kind, inputs, outputs, weights, bias, attrs)
     if kind == net.FC:
         weights, bias = _fc(node, attrs, constants, path)
         return net.NetLayer(name, kind, inputs, outputs, weights, bias, base)
@@ -175,6 +176,11 @@ def _is_bias_of_last_fc(node, layers, constants) -> bool:
 def _with_bias(layer, node, constants) -> net.NetLayer:
     bias = next(constants[i] for i in node.input if i in constants).reshape(-1)
     return net.NetLayer(
-        layer.name, layer.kind, layer.inputs, tuple(node.output[:1]), layer.weights, bias,
+        layer.name,
+        layer.kind,
+        layer.inputs,
+        tuple(node.output[:1]),
+        layer.weights,
+        bias,
         layer.attrs,
     )

@@ -242,3 +242,44 @@ def test_tensorflows_own_gradient_is_kept_where_a_gpu_is_visible(gpu, monkeypatc
     op_types = {op.type for op in graph.get_operations()}
     assert ("LRNGrad" in op_types) == gpu
     assert "LRN" in op_types
+
+
+@pytest.mark.parametrize("devices", [None, ("/CPU:0", "/CPU:0")])
+def test_cross_tower_lrn_is_one_lrn_over_both_towers(devices):
+    """Caffe's LRN: the two towers' channels normalised as one stack (k=1, alpha/5), each
+    tower's layer returning its own half; gradients too, also with the towers placed."""
+    from keras_alexnet.layers import CrossTowerLocalResponseNormalization
+
+    rng = np.random.default_rng(3)
+    a = rng.uniform(0, 300, (2, 3, 3, 6)).astype("float32")
+    b = rng.uniform(0, 300, (2, 3, 3, 6)).astype("float32")
+    expected = numpy_lrn(np.concatenate([a, b], axis=-1), k=1.0, alpha=1e-4 / 5)
+    layers = {
+        position: CrossTowerLocalResponseNormalization(
+            position, bias=1.0, alpha_convention="caffe", device=device
+        )
+        for position, device in zip(("first", "second"), devices or (None, None), strict=True)
+    }
+    np.testing.assert_allclose(layers["first"]([a, b]), expected[..., :6], rtol=1e-5)
+    np.testing.assert_allclose(layers["second"]([b, a]), expected[..., 6:], rtol=1e-5)
+    # The window crosses the boundary: channel 5 of tower a differs from a per-tower LRN.
+    per_tower = numpy_lrn(a, k=1.0, alpha=1e-4 / 5)
+    assert not np.allclose(expected[..., 5], per_tower[..., 5], rtol=1e-3)
+
+    x = tf.constant(np.concatenate([a, b], axis=-1))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        first = layers["first"]([x[..., :6], x[..., 6:]])
+        split = first, layers["second"]([x[..., 6:], x[..., :6]])
+        whole = tf.nn.local_response_normalization(x, 2, bias=1.0, alpha=1e-4 / 5, beta=0.75)
+        weights = tf.constant(rng.standard_normal(x.shape), tf.float32)
+        loss_split = tf.reduce_sum(tf.concat(split, axis=-1) * weights)
+        loss_whole = tf.reduce_sum(whole * weights)
+    np.testing.assert_allclose(
+        tape.gradient(loss_split, x), tape.gradient(loss_whole, x), rtol=1e-4, atol=1e-7
+    )
+    config = layers["second"].get_config()
+    assert config["position"] == "second"
+    assert type(layers["second"]).from_config(config).position == "second"
+    with pytest.raises(ValueError, match=r"received position='third'"):
+        CrossTowerLocalResponseNormalization("third")

@@ -48,8 +48,16 @@ SHAPES = {
 }
 
 V1_TYPES = {
-    "Convolution": 4, "ReLU": 18, "LRN": 15, "Pooling": 17, "InnerProduct": 14, "Dropout": 6,
-    "Data": 5, "SoftmaxWithLoss": 21, "Softmax": 20, "BatchNorm": 0,
+    "Convolution": 4,
+    "ReLU": 18,
+    "LRN": 15,
+    "Pooling": 17,
+    "InnerProduct": 14,
+    "Dropout": 6,
+    "Data": 5,
+    "SoftmaxWithLoss": 21,
+    "Softmax": 20,
+    "BatchNorm": 0,
 }
 
 
@@ -107,7 +115,7 @@ def blob(array, legacy, packed=True):
     array = np.asarray(array, np.float32)
     if legacy:  # num, channels, height, width: leading 1s
         dims = (1,) * (4 - array.ndim) + array.shape
-        header = b"".join(int_field(n, d) for n, d in zip((1, 2, 3, 4), dims))
+        header = b"".join(int_field(n, d) for n, d in zip((1, 2, 3, 4), dims, strict=True))
     else:
         header = bytes_field(7, bytes_field(1, b"".join(varint(d) for d in array.shape)))
     if packed:
@@ -130,9 +138,8 @@ def param_message(type_name, params):
         out += int_field(6, params["stride"]) if params.get("stride") else b""
         return out
     if type_name == "Pooling":
-        return int_field(1, params.get("pool", 0)) + int_field(2, params["kernel_size"]) + int_field(
-            3, params["stride"]
-        )
+        out = int_field(1, params.get("pool", 0)) + int_field(2, params["kernel_size"])
+        return out + int_field(3, params["stride"])
     if type_name == "LRN":
         out = int_field(1, params["local_size"]) + float_field(2, params["alpha"])
         out += float_field(3, params["beta"])
@@ -187,9 +194,7 @@ def write_caffemodel(
             in_place = type_name in ("ReLU", "Dropout")
             top = previous if in_place else name
             blobs = weights[name] if name in weights else ()
-            file.write(
-                layer_bytes(form, name, type_name, [previous], [top], blobs, params, packed)
-            )
+            file.write(layer_bytes(form, name, type_name, [previous], [top], blobs, params, packed))
             previous = top
         if training_net:
             file.write(layer_bytes(form, "loss", "SoftmaxWithLoss", [previous, "label"], ["loss"]))

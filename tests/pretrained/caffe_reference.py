@@ -56,7 +56,8 @@ def max_pool(x, size=3, stride=2):
     oh = -(-(h - size) // stride) + 1
     ow = -(-(w - size) // stride) + 1
     padded = np.pad(
-        x, ((0, 0), (0, (oh - 1) * stride + size - h), (0, (ow - 1) * stride + size - w)),
+        x,
+        ((0, 0), (0, (oh - 1) * stride + size - h), (0, (ow - 1) * stride + size - w)),
         constant_values=-np.inf,
     )
     return sliding_window_view(padded, (size, size), axis=(1, 2))[:, ::stride, ::stride].max(

@@ -5,8 +5,6 @@ layer definitions (and checked against onnxruntime in onnx_test.py). Files are w
 `caffe_files` in both of Caffe's forms, with random weights.
 """
 
-import os
-
 import keras
 import numpy as np
 import pytest
@@ -111,8 +109,11 @@ def test_full_file_loads_into_the_convolutional_base(v1_file, weights, images):
 
 
 def test_class_count_and_channels_must_fit(v1_file):
-    with pytest.raises(ValueError, match=r"has 10 classes \(fc8\) but the model has 1000.*"
-                       r"classes=10"):
+    with pytest.raises(
+        ValueError,
+        match=r"has 10 classes \(fc8\) but the model has 1000.*"
+        r"classes=10",
+    ):
         AlexNet(weights=v1_file)
     with pytest.raises(ValueError, match=r"3 channels.*Received: input_shape=\(None, None, 1\)"):
         AlexNet(weights=v1_file, include_top=False, input_shape=(None, None, 1))
@@ -195,8 +196,11 @@ def test_truncated_file_is_refused_and_nothing_is_loaded(tmp_path, base_weights)
     path.write_bytes(data[: len(data) * 2 // 3])
     model = AlexNet(lrn="caffe", include_top=False)
     before = [w.copy() for w in model.get_weights()]
-    with pytest.raises(ValueError, match=r"cut.caffemodel is not a readable Caffe model.*"
-                       r"truncated"):
+    with pytest.raises(
+        ValueError,
+        match=r"cut.caffemodel is not a readable Caffe model.*"
+        r"truncated",
+    ):
         load_pretrained(model, str(path), include_top=False)
     for old, new in zip(before, model.get_weights(), strict=True):
         np.testing.assert_array_equal(old, new)

@@ -3,7 +3,6 @@ model zoo's bvlcalexnet (NCHW BGR input, Conv with group 2, LRN, MaxPool, Flatte
 transB=1, Dropout, Softmax), from weights in Caffe's layout."""
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 13
@@ -34,8 +33,13 @@ def build(weights, include_top=True, pool_pads=(0, 0, 0, 0), lrn_bias=1.0, gemm=
     for name, stride, pad, group, after in CONVS:
         w, b = weights[name]
         add(
-            "Conv", [constant(f"{name}_w", w), constant(f"{name}_b", b)], name,
-            kernel_shape=list(w.shape[2:]), strides=[stride, stride], pads=[pad] * 4, group=group,
+            "Conv",
+            [constant(f"{name}_w", w), constant(f"{name}_b", b)],
+            name,
+            kernel_shape=list(w.shape[2:]),
+            strides=[stride, stride],
+            pads=[pad] * 4,
+            group=group,
         )
         for step in after:
             number = name[-1]
@@ -44,8 +48,14 @@ def build(weights, include_top=True, pool_pads=(0, 0, 0, 0), lrn_bias=1.0, gemm=
             elif step == "norm":
                 add("LRN", [], f"norm{number}", size=5, alpha=1e-4, beta=0.75, bias=lrn_bias)
             else:
-                add("MaxPool", [], f"pool{number}", kernel_shape=[3, 3], strides=[2, 2],
-                    pads=list(pool_pads))
+                add(
+                    "MaxPool",
+                    [],
+                    f"pool{number}",
+                    kernel_shape=[3, 3],
+                    strides=[2, 2],
+                    pads=list(pool_pads),
+                )
     outputs = [previous]
     if include_top:
         add("Flatten", [], "flatten", axis=1)

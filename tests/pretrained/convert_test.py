@@ -1,0 +1,75 @@
+"""scripts/convert_weights.py and scripts/export.py on a bvlc_alexnet file of the real size
+(1000 classes, 244 MB, Caffe's V1 form), end to end in subprocesses."""
+
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_alexnet import imagenet_class_names
+from tests.conftest import run_python
+from tests.pretrained import caffe_files, caffe_reference
+
+
+@pytest.mark.slow
+def test_convert_then_export_serves_what_caffe_computes(tmp_path):
+    weights = caffe_files.random_weights(seed=9, classes=1000)
+    source = str(tmp_path / "bvlc_alexnet.caffemodel")
+    caffe_files.write_caffemodel(source, weights, form="v1")
+    converted = str(tmp_path / "bvlc_alexnet.keras")
+
+    result = run_python(["scripts/convert_weights.py", source, f"--output={converted}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "sha1 " in result.stdout and "not BVLC's release" in result.stdout
+    assert "1000 classes, 60,965,224 parameters" in result.stdout
+
+    again = run_python(["scripts/convert_weights.py", source, f"--output={converted}"])
+    assert again.returncode == 1 and "exists; pass --overwrite" in again.stderr
+
+    export_dir = str(tmp_path / "saved_models" / "bvlc_alexnet")
+    result = run_python(["scripts/export.py", f"--model={converted}", f"--export_dir={export_dir}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    images = np.random.default_rng(2).uniform(0, 255, (2, 227, 227, 3)).astype("float32")
+    served = tf.saved_model.load(f"{export_dir}/1").signatures["predict_images"](
+        images=tf.constant(images)
+    )
+    logits = caffe_reference.forward(weights, images)
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(served["probabilities"].numpy(), expected, atol=1e-5)
+    names = imagenet_class_names()
+    best = [names[i] for i in np.argmax(logits, axis=1)]
+    assert [label.decode() for label in served["labels"].numpy()[:, 0]] == best
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["/nonexistent.caffemodel", "--output=x.keras"], r"does not exist"),
+        (["a.caffemodel", "--output=x.h5"], r"--output must end in .keras"),
+        (["--output=x.keras"], r"exactly one weights file"),
+    ],
+)
+def test_convert_bad_arguments_are_one_line(args, message):
+    result = run_python(["scripts/convert_weights.py", *args])
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert re.search(message, result.stderr)
+
+
+def test_convert_refuses_another_network_in_one_line(tmp_path):
+    path = tmp_path / "caffenet.caffemodel"
+    caffe_files.write_caffemodel(
+        str(path),
+        caffe_files.random_weights(include_top=False),
+        layers=caffe_files.caffenet_layers(),
+    )
+    result = run_python(
+        ["scripts/convert_weights.py", str(path), f"--output={tmp_path / 'x.keras'}"]
+    )
+    assert result.returncode == 1
+    assert "ERROR:" in result.stderr and "is CaffeNet" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "x.keras").exists()
