@@ -2,6 +2,7 @@
 
 python scripts/summary.py                      # the paper's 1000-class model
 python scripts/summary.py --classes=10 --include_top=false --pooling=avg
+python scripts/summary.py --lrn=caffe           # the variant Caffe's trained weights need
 """
 
 from absl import app, flags
@@ -11,7 +12,8 @@ flags.DEFINE_integer("classes", 1000, "Number of classes of the classifier.", lo
 flags.DEFINE_bool("include_top", True, "Include fc6, fc7 and the classifier.")
 flags.DEFINE_enum("pooling", None, ["avg", "max"], "Global pooling when --include_top=false.")
 flags.DEFINE_list("tower_devices", None, "Two devices for towers a and b, e.g. /GPU:0,/GPU:1.")
-flags.DEFINE_enum("lrn_alpha_convention", "paper", ["paper", "caffe"], "LRN alpha convention.")
+flags.DEFINE_enum("lrn", "paper", ["paper", "caffe"], "The paper's LRN or Caffe's bvlc_alexnet's.")
+flags.DEFINE_enum("lrn_alpha_convention", None, ["paper", "caffe"], "With --lrn=paper: alpha.")
 
 
 def main(argv):
@@ -25,6 +27,7 @@ def main(argv):
             pooling=FLAGS.pooling,
             classes=FLAGS.classes,
             tower_devices=FLAGS.tower_devices,
+            lrn=FLAGS.lrn,
             lrn_alpha_convention=FLAGS.lrn_alpha_convention,
         )
     except ValueError as error:
