@@ -25,6 +25,7 @@ loads a half-written version.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Sequence
 
@@ -168,6 +169,38 @@ def write_warmup_requests(saved_model_dir: str, batch_sizes: Sequence[int] = (1,
     return path
 
 
+# An export is written to `.tmp-<version>-<pid>` and renamed; TF Serving ignores the name.
+_TEMPORARY_PREFIX = ".tmp-"
+
+
+def remove_abandoned_exports(export_dir: str) -> list[str]:
+    """Removes the temporary directories of exports whose process is gone (killed while it
+    wrote); returns their paths. A temporary directory of a live process on this machine is
+    left alone (the pid is checked on this machine only: an export directory shared by several
+    machines may hold a live export of another machine's process with a pid that is free here,
+    which is then removed, and that export fails)."""
+    removed = []
+    for name in os.listdir(export_dir):
+        match = re.fullmatch(re.escape(_TEMPORARY_PREFIX) + r"\d+-(\d+)", name)
+        if match and not _process_alive(int(match.group(1))):
+            path = os.path.join(export_dir, name)
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
 def export_saved_model(
     model: keras.Model,
     export_dir: str,
@@ -203,7 +236,8 @@ def export_saved_model(
         )
     archive = serving_archive(model, class_names, stats, max_pixels)
     os.makedirs(export_dir, exist_ok=True)
-    temporary = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")
+    remove_abandoned_exports(export_dir)
+    temporary = os.path.join(export_dir, f"{_TEMPORARY_PREFIX}{version}-{os.getpid()}")
     try:
         archive.write_out(temporary, verbose=False)
         write_warmup_requests(temporary)

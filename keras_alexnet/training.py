@@ -35,7 +35,7 @@ import tensorflow as tf
 from absl import logging
 from keras.src.utils import io_utils
 
-from keras_alexnet import precision
+from keras_alexnet import precision, run_directory
 from keras_alexnet.alexnet import DROPOUT_RATE
 
 # Paper 5: "stochastic gradient descent with a batch size of 128 examples, momentum of 0.9,
@@ -379,7 +379,7 @@ class Backup(keras.callbacks.BackupAndRestore):
     `TrainingInterrupted`.
     """
 
-    STATE_FILE = "state.json"
+    STATE_FILE = run_directory.STATE_FILE
 
     def __init__(
         self,
@@ -389,10 +389,12 @@ class Backup(keras.callbacks.BackupAndRestore):
         write_dir: str | None = None,
         learning_rate: float | None = None,
         precision: str | None = None,
+        adjustable: dict | None = None,
     ):
         super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False)
         self.stateful = stateful
-        self.settings = settings
+        self.settings = settings  # recorded; `run_directory.check_resume` compares them
+        self.adjustable = adjustable or {}
         self.learning_rate = learning_rate  # the run's --learning_rate
         self.precision = precision  # the dtype policy it trains under now
         self.write_dir = write_dir or backup_dir  # non-chief workers write elsewhere
@@ -406,27 +408,14 @@ class Backup(keras.callbacks.BackupAndRestore):
 
     # -- restoring --
 
-    def restore(self) -> tuple[int, int]:
-        """Loads the backup, if any, into the model and the stateful callbacks. Returns the
-        (epoch, step) to resume at; (0, 0) for a new run."""
-        path = os.path.join(self.backup_dir, self.STATE_FILE)
-        if not os.path.exists(path):
+    def restore(self, state: dict | None = None) -> tuple[int, int]:
+        """Loads the backup (`state`, or read from `backup_dir` when None) into the model and
+        the stateful callbacks. Returns the (epoch, step) to resume at; (0, 0) for a new run.
+        The caller has checked the settings (`run_directory.check_resume`)."""
+        if state is None:
+            state = run_directory.read_state(self.backup_dir)
+        if state is None:
             return 0, 0
-        with open(path) as f:
-            state = json.load(f)
-        changed = {
-            key: (state["settings"].get(key), value)
-            for key, value in self.settings.items()
-            if state["settings"].get(key) != value
-        }
-        if changed:
-            listed = ", ".join(
-                f"{k}: {old!r} then, {new!r} now" for k, (old, new) in changed.items()
-            )
-            raise SettingsError(
-                f"{self.backup_dir} holds the backup of a run with other settings ({listed}). "
-                "Resume it with its own settings, or give a new --model_dir to start over."
-            )
         optimizer = self.model.optimizer
         if not optimizer.built:
             optimizer.build(self.model.trainable_variables)
@@ -509,6 +498,7 @@ class Backup(keras.callbacks.BackupAndRestore):
             "step": step,
             "weights": name,
             "settings": self.settings,
+            "adjustable": self.adjustable,
             "learning_rate": self.learning_rate,
             "precision": self.precision,
             "history": self.history,
@@ -583,9 +573,9 @@ def write_csv(history: list[dict], path: str) -> None:
 
 # --- train -----------------------------------------------------------------------------------
 
-BEST_MODEL_FILE = "best.keras"
-CLASS_NAMES_FILE = "class_names.txt"
-STATS_FILE = "stats.json"
+BEST_MODEL_FILE = run_directory.BEST_MODEL_FILE
+CLASS_NAMES_FILE = run_directory.CLASS_NAMES_FILE
+STATS_FILE = run_directory.STATS_FILE
 
 
 def write_class_names(class_names: Sequence[str], path: str) -> None:
@@ -794,16 +784,48 @@ def train(
     if steps_per_epoch:
         steps = min(steps, steps_per_epoch)
 
+    settings = {  # what a resumed run must share with the run it resumes
+        "dataset": source.name,
+        "classes": source.num_classes,
+        "class_names": list(source.class_names),
+        "stats": dataclasses.asdict(color_stats),
+        "init": init,
+        "batch_size": batch_size,
+        "steps_per_epoch": steps,
+        "seed": seed,
+        "dropout_rate": dropout_rate,
+        "momentum": momentum,
+        "weight_decay": weight_decay,
+    }
+    settings = json.loads(json.dumps(settings))  # as the backup will hold them
+    adjustable = {  # what it may change (announced)
+        "epochs": epochs,
+        "lr_reduce_factor": lr_reduce_factor,
+        "lr_reduce_patience": lr_reduce_patience,
+        "max_lr_reductions": max_lr_reductions,
+        "strategy": strategy,
+        "jit_compile": jit_compile,
+    }
+    backup_dir = os.path.join(model_dir, run_directory.BACKUP_DIR)
     # Non-chief workers of a multi-worker run write into a scratch directory (the saving
     # code still runs on every worker, as collective ops require) and read the chief's backup.
-    write_dir = model_dir if chief else tempfile.mkdtemp(prefix="keras_alexnet_worker_")
-    os.makedirs(write_dir, exist_ok=True)
-    # What scripts/export.py, predict.py and evaluate.py need besides best.keras.
-    write_class_names(source.class_names, os.path.join(write_dir, CLASS_NAMES_FILE))
-    data.save_stats(color_stats, os.path.join(write_dir, STATS_FILE))
+    if chief:
+        write_dir = model_dir
+        run_directory.check_writable(model_dir)
+        run_directory.check_writable(export_dir, "--export_dir")
+        lock = run_directory.RunLock(model_dir).acquire()
+    else:
+        write_dir, lock = tempfile.mkdtemp(prefix="keras_alexnet_worker_"), None
     previous_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(choice.policy)
     try:
+        state = run_directory.read_state(backup_dir)
+        for change in run_directory.check_resume(state, settings, adjustable, model_dir):
+            print(change)
+        # Every check has passed: the run directory may be written. What scripts/export.py,
+        # predict.py and evaluate.py need besides best.keras:
+        write_class_names(source.class_names, os.path.join(write_dir, CLASS_NAMES_FILE))
+        data.save_stats(color_stats, os.path.join(write_dir, STATS_FILE))
+        keras.mixed_precision.set_global_policy(choice.policy)
         keras.utils.set_random_seed(seed)
         with distribution.scope():
             model = AlexNet(
@@ -834,26 +856,19 @@ def train(
             verbose=1,
         )
         best = KeepBest(os.path.join(write_dir, BEST_MODEL_FILE))
-        settings = {
-            "dataset": source.name,
-            "classes": source.num_classes,
-            "init": init,
-            "batch_size": batch_size,
-            "steps_per_epoch": steps,
-            "seed": seed,
-        }
         backup = Backup(
-            os.path.join(model_dir, "backup"),
+            backup_dir,
             stateful={"plateau": plateau, "best": best},
             settings=settings,
-            write_dir=os.path.join(write_dir, "backup"),
+            write_dir=os.path.join(write_dir, run_directory.BACKUP_DIR),
             learning_rate=learning_rate,
             precision=choice.policy,
+            adjustable=adjustable,
         )
         for callback in (plateau, best, backup):
             callback.set_model(model)  # restoring happens before fit
         with distribution.scope():
-            epoch, step = backup.restore()
+            epoch, step = backup.restore(state)
         if epoch or step:
             logging.info(
                 "Resuming from the backup in %s at epoch %d, step %d.", model_dir, epoch + 1, step
@@ -1000,6 +1015,8 @@ def train(
         )
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+        if lock:
+            lock.release()
         if not chief:
             shutil.rmtree(write_dir, ignore_errors=True)
 

@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 
 from absl import app, flags  # noqa: E402
 
-from keras_alexnet import precision, training  # noqa: E402
+from keras_alexnet import precision, run_directory, training  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -125,7 +125,7 @@ def main(argv):
             init=FLAGS.init,
             dropout_rate=FLAGS.dropout_rate,
         )
-    except training.SettingsError as error:
+    except (training.SettingsError, run_directory.RunDirectoryError) as error:
         # Library errors name the argument, which is the flag of the same name.
         print(f"ERROR: {error}", file=sys.stderr)
         sys.exit(1)

@@ -1,0 +1,201 @@
+"""The run directory (`--model_dir`): one training process at a time in it, its backup read
+back safely, and the settings a resumed run must share with the run it resumes.
+
+`train` uses it in this order, before it writes anything into the directory:
+
+1. `check_writable`: the path is a directory (created if missing) that this user can write;
+2. `RunLock`: holds `<model_dir>/.lock` for the whole run; a second process is refused at once
+   with the holder's pid, host and start time. The lock is an advisory `flock`, which the
+   kernel drops when its process dies, so the lock of a killed run is taken over by the next;
+3. `read_state` and `check_resume`: a backup that cannot be read is an error naming the file
+   and what to do (never a traceback); a resume with a setting that changes the result is
+   refused naming the setting and both values; settings allowed to change are announced.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import socket
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs are not locked there
+    fcntl = None
+
+BEST_MODEL_FILE = "best.keras"
+CLASS_NAMES_FILE = "class_names.txt"
+STATS_FILE = "stats.json"
+BACKUP_DIR = "backup"
+STATE_FILE = "state.json"
+LOCK_FILE = ".lock"
+
+# Settings a resumed run must share with the run it resumes: each changes what the weights
+# in the backup mean, or which batches the rest of the run sees (README, "Resuming").
+REQUIRED_SETTINGS = (
+    "dataset",
+    "classes",
+    "class_names",
+    "stats",
+    "init",
+    "batch_size",
+    "steps_per_epoch",
+    "seed",
+    "dropout_rate",
+    "momentum",
+    "weight_decay",
+)
+# Settings that may change on resume; a change is announced. (The learning rate and the
+# precision are announced where they are applied, by `training.Backup`.)
+ADJUSTABLE_SETTINGS = (
+    "epochs",
+    "lr_reduce_factor",
+    "lr_reduce_patience",
+    "max_lr_reductions",
+    "strategy",
+    "jit_compile",
+)
+
+
+class RunDirectoryError(ValueError):
+    """The run directory cannot be used as asked; the message names the path and what to do."""
+
+
+def check_writable(directory: str, flag: str = "--model_dir") -> None:
+    """Creates `directory` if needed; raises `RunDirectoryError` (naming `flag`) unless it is
+    a directory this process can write in."""
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise RunDirectoryError(
+            f"{flag} {directory} is a file, not a directory: give a directory (it is created "
+            "if missing)."
+        )
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:
+        raise RunDirectoryError(
+            f"cannot create {flag} {directory} ({error.strerror}): give a directory you can "
+            "write to."
+        ) from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise RunDirectoryError(
+            f"cannot write in {flag} {directory} (permission denied): give a directory you "
+            "can write to, or change its permissions."
+        )
+
+
+class RunLock:
+    """The exclusive lock of a run directory, held from `acquire` to `release`."""
+
+    def __init__(self, model_dir: str):
+        self.model_dir = model_dir
+        self.path = os.path.join(model_dir, LOCK_FILE)
+        self._fd = None
+
+    def acquire(self) -> RunLock:
+        if fcntl is None:
+            return self
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise RunDirectoryError(
+                f"{self.model_dir} is in use by another training run ({holder}): wait for it "
+                "to end or stop it, or give another --model_dir."
+            ) from None
+        os.ftruncate(fd, 0)
+        started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": started}
+        os.write(fd, json.dumps(holder).encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc_info):
+        self.release()
+
+
+def _read_holder(fd) -> str:
+    try:
+        holder = json.loads(os.pread(fd, 4096, 0).decode())
+        return f"pid {holder['pid']} on {holder['host']}, started {holder['started']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a process that has not written its name yet"
+
+
+def read_state(backup_dir: str) -> dict | None:
+    """The backup's `state.json`, or None when there is no backup.
+
+    Raises:
+        RunDirectoryError: the state file is damaged, or names a weights file that is gone.
+    """
+    path = os.path.join(backup_dir, STATE_FILE)
+    if not os.path.exists(path):
+        return None
+    start_over = (
+        f"Move {backup_dir} away to start this run over (best.keras and the logs stay), or "
+        "give another --model_dir."
+    )
+    try:
+        with open(path, encoding="utf-8") as file:
+            state = json.load(file)
+        weights = state["weights"]
+        settings = state["settings"]
+        if not isinstance(settings, dict) or not isinstance(weights, str):
+            raise TypeError("unexpected structure")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise RunDirectoryError(
+            f"the backup {path} is damaged and cannot be resumed ({type(error).__name__}: "
+            f"{error}). {start_over}"
+        ) from None
+    if not os.path.isfile(os.path.join(backup_dir, weights)):
+        raise RunDirectoryError(
+            f"the backup {path} names the weights file {weights}, which is missing from "
+            f"{backup_dir}. {start_over}"
+        )
+    return state
+
+
+def check_resume(state: dict | None, settings: dict, adjustable: dict, model_dir: str) -> list:
+    """Compares a resumed run's settings with those of the run it resumes.
+
+    Returns:
+        The announcements of adjustable settings that changed (empty for a new run).
+
+    Raises:
+        RunDirectoryError: a required setting differs; names it, both values, and how to
+            start a new run. Settings an older backup did not record are not compared.
+    """
+    if state is None:
+        return []
+    saved = state["settings"]
+    changed = [key for key in REQUIRED_SETTINGS if key in saved and saved[key] != settings[key]]
+    if changed:
+        listed = "; ".join(
+            f"{key}: {_shown(saved[key])} then, {_shown(settings[key])} now" for key in changed
+        )
+        raise RunDirectoryError(
+            f"{model_dir} holds a run with other settings ({listed}). These change what the "
+            "run computes: resume it with its own settings, or give a new --model_dir to "
+            "start another run."
+        )
+    before = state.get("adjustable", {})
+    return [
+        f"{key} changed from {_shown(before[key])} to {_shown(adjustable[key])}."
+        for key in ADJUSTABLE_SETTINGS
+        if key in before and before[key] != adjustable[key]
+    ]
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

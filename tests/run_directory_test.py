@@ -1,0 +1,179 @@
+"""The run directory: checked before anything is written, locked to one process, its backup
+read back with one-line errors, and a resume refused when a setting that changes the result
+differs."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from keras_alexnet import run_directory
+from keras_alexnet.run_directory import RunDirectoryError, RunLock
+from tests.conftest import encode, write
+
+
+def test_a_file_or_an_unwritable_directory_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "run"
+    path.write_text("not a directory")
+    with pytest.raises(RunDirectoryError, match=r"--model_dir .*run is a file, not a directory"):
+        run_directory.check_writable(str(path))
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    monkeypatch.setattr(os, "access", lambda *args: False)  # as for a read-only directory
+    with pytest.raises(RunDirectoryError, match=r"cannot write in --export_dir .*folder"):
+        run_directory.check_writable(str(folder), "--export_dir")
+
+
+def test_a_second_process_is_refused_naming_the_holder(tmp_path):
+    with RunLock(str(tmp_path)):
+        with pytest.raises(
+            RunDirectoryError,
+            match=rf"in use by another training run \(pid "
+            rf"{os.getpid()} on .*, started 20",
+        ):
+            RunLock(str(tmp_path)).acquire()
+    with RunLock(str(tmp_path)):  # released: free again
+        pass
+
+
+def test_the_lock_of_a_killed_process_is_taken_over(tmp_path):
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from keras_alexnet.run_directory import RunLock\n"
+            f"RunLock({str(tmp_path)!r}).acquire()\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunDirectoryError, match=rf"pid {holder.pid} "):
+            RunLock(str(tmp_path)).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+    with RunLock(str(tmp_path)):
+        pass
+
+
+def _write_backup(backup_dir, settings, adjustable=None, weights="epoch0001.weights.h5"):
+    os.makedirs(backup_dir, exist_ok=True)
+    state = {"epoch": 1, "step": 0, "weights": weights, "settings": settings}
+    if adjustable is not None:
+        state["adjustable"] = adjustable
+    with open(os.path.join(backup_dir, "state.json"), "w") as f:
+        json.dump(state, f)
+    with open(os.path.join(backup_dir, weights), "wb") as f:
+        f.write(b"weights")
+
+
+def test_a_damaged_backup_is_one_error_naming_it(tmp_path):
+    backup = str(tmp_path / "backup")
+    assert run_directory.read_state(backup) is None
+    _write_backup(backup, {"seed": 0})
+    assert run_directory.read_state(backup)["settings"] == {"seed": 0}
+    state_file = tmp_path / "backup" / "state.json"
+    state_file.write_text(state_file.read_text()[:25])
+    with pytest.raises(RunDirectoryError, match=r"state.json is damaged.*JSONDecodeError.*Move "):
+        run_directory.read_state(backup)
+    _write_backup(backup, {"seed": 0})
+    os.remove(tmp_path / "backup" / "epoch0001.weights.h5")
+    with pytest.raises(
+        RunDirectoryError,
+        match=r"names the weights file epoch0001.weights.h5, "
+        r"which is missing",
+    ):
+        run_directory.read_state(backup)
+
+
+def test_resume_requires_the_settings_that_change_the_result():
+    saved = {"seed": 0, "dropout_rate": 0.5, "stats": {"mean_rgb": [1, 2, 3]}}
+    state = {"settings": saved, "adjustable": {"epochs": 5, "strategy": "mirrored"}}
+    now = dict(saved, stats={"mean_rgb": [1, 2, 4]}, dropout_rate=0.0, batch_size=8)
+    with pytest.raises(
+        RunDirectoryError,
+        match=r"R holds a run with other settings \(stats: "
+        r".*2, 3.* then, .*2, 4.* now; dropout_rate: 0.5 then, 0.0 now\).*new "
+        r"--model_dir",
+    ):
+        run_directory.check_resume(state, now, {"epochs": 5, "strategy": "mirrored"}, "R")
+    # batch_size was not recorded by this (older) backup: not compared.
+    same = dict(saved, batch_size=8)
+    assert run_directory.check_resume(state, same, {"epochs": 9, "strategy": "mirrored"}, "R") == [
+        "epochs changed from 5 to 9."
+    ]
+    assert run_directory.check_resume(None, same, {}, "R") == []
+
+
+def test_a_refused_resume_writes_nothing(tmp_path):
+    """Defect 1 of issue 13: a resume with another image folder was refused but replaced the
+    run's class_names.txt (so an export labelled the old model with the new classes)."""
+    from keras_alexnet.training import train
+
+    for name in ("ant", "bee"):
+        for i in range(4):
+            write(f"{tmp_path}/b/{name}/{i}.png", encode(np.full((9, 9, 3), i, np.uint8), "PNG"))
+    run = tmp_path / "run"
+    _write_backup(str(run / "backup"), {"class_names": ["cat", "dog"], "classes": 2})
+    (run / "class_names.txt").write_text("cat\ndog\n")
+    (run / "stats.json").write_text("{}")
+    with pytest.raises(
+        RunDirectoryError,
+        match=r"class_names: \['cat', 'dog'\] then, "
+        r"\['ant', 'bee'\] now",
+    ):
+        train(
+            "image_folder",
+            image_dir=f"{tmp_path}/b",
+            model_dir=str(run),
+            export_dir=str(tmp_path / "export"),
+            batch_size=2,
+        )
+    assert (run / "class_names.txt").read_text() == "cat\ndog\n"
+    assert (run / "stats.json").read_text() == "{}"
+    assert not os.path.exists(run / "training_log.csv")
+
+
+def test_a_locked_run_directory_is_refused_before_anything_is_written(tmp_path, image_folder):
+    from keras_alexnet.training import train
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with RunLock(str(run)):
+        with pytest.raises(RunDirectoryError, match="in use by another training run"):
+            train(
+                "image_folder",
+                image_dir=image_folder,
+                model_dir=str(run),
+                export_dir=str(tmp_path / "export"),
+                batch_size=2,
+            )
+    assert sorted(os.listdir(run)) == [".lock"]
+
+
+def test_abandoned_exports_are_removed(tmp_path):
+    from keras_alexnet.export import remove_abandoned_exports
+
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = int(finished.stdout)
+    time.sleep(0.1)
+    (tmp_path / f".tmp-3-{dead}").mkdir()
+    (tmp_path / f".tmp-4-{os.getpid()}").mkdir()
+    (tmp_path / "2").mkdir()
+    assert remove_abandoned_exports(str(tmp_path)) == [str(tmp_path / f".tmp-3-{dead}")]
+    assert sorted(os.listdir(tmp_path)) == [f".tmp-4-{os.getpid()}", "2"]
