@@ -305,3 +305,20 @@ def test_batch_not_divisible_over_replicas_is_an_error(folder, tmp_path):
     result = _train(args, timeout=300)
     assert result.returncode != 0
     assert "batch_size (the global batch) must divide evenly over the 2 replicas" in result.stderr
+
+
+def test_an_unusable_run_directory_is_one_line(folder, tmp_path):
+    """Issue 13, defect 6: these were tracebacks (FileExistsError, JSONDecodeError)."""
+    (tmp_path / "run").write_text("a file")
+    result = _train(_flags(folder, tmp_path), timeout=300)
+    assert result.returncode == 1
+    assert "ERROR: --model_dir" in result.stderr and "is a file, not a directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+    os.remove(tmp_path / "run")
+    write(f"{tmp_path}/run/backup/state.json", b'{"epoch": 1, "st')
+    result = _train(_flags(folder, tmp_path), timeout=300)
+    assert result.returncode == 1
+    assert "state.json is damaged and cannot be resumed" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(os.listdir(tmp_path / "run")) == [".lock", "backup"]
