@@ -33,9 +33,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
-from keras.src.utils import io_utils
 
-from keras_alexnet import precision, run_directory
+from keras_alexnet import compat, precision, run_directory
 from keras_alexnet.alexnet import DROPOUT_RATE
 
 # Paper 5: "stochastic gradient descent with a batch size of 128 examples, momentum of 0.9,
@@ -302,7 +301,7 @@ class PlateauSchedule(keras.callbacks.ReduceLROnPlateau):
         elif self.reductions >= self.max_reductions and self.wait >= self.patience:
             self.finished = True
             self.model.stop_training = True
-            io_utils.print_msg(
+            compat.print_msg(
                 f"\nEpoch {epoch + 1}: the validation error stopped improving after "
                 f"{self.reductions} learning-rate reductions: training ends."
             )
@@ -423,14 +422,14 @@ class Backup(keras.callbacks.BackupAndRestore):
         if self.learning_rate is not None and state["learning_rate"] != self.learning_rate:
             # A new --learning_rate on resume (say after a NaN) replaces the current rate.
             optimizer.learning_rate = self.learning_rate
-            io_utils.print_msg(
+            compat.print_msg(
                 f"learning_rate changed from {state['learning_rate']} to {self.learning_rate}: "
                 "training goes on at the new rate."
             )
         before = state.get("precision")
         if before and self.precision and before != self.precision:
             # The variables are float32 under every policy: the run goes on, in the new one.
-            io_utils.print_msg(
+            compat.print_msg(
                 f"precision changed from {before} to {self.precision} (this machine's choice): "
                 "training goes on in the new precision."
             )
@@ -922,15 +921,11 @@ def train(
             )
 
         if multi:
-            _patch_multi_worker_log_reduction()
-            # Keras 3 builds the metrics from a first input batch averaged over the replicas
-            # (`_maybe_symbolic_build`), which MultiWorkerMirroredStrategy cannot do eagerly
-            # ("Attempt to convert a value (PerReplica...)"). Build from the shapes instead.
+            compat.average_scalar_logs_over_workers()
             size = model.input_shape[1]
             example = (tf.zeros((1, size, size, 3)), tf.zeros((1,), tf.int32))
             with distribution.scope():
-                model._symbolic_build(data_batch=example)
-            model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+                compat.build_metrics_from_shapes(model, example)
 
         def validation_data():
             # Keras keeps one validation iterator for the whole fit: each epoch takes exactly
@@ -1033,33 +1028,6 @@ def _choose_precision(
         logging.warning(choice.warning)
         print(f"WARNING: {choice.warning}", file=sys.stderr)
     return choice
-
-
-def _patch_multi_worker_log_reduction() -> None:
-    """Keras 3 averages a multi-worker train step's logs with `strategy.reduce("MEAN", v,
-    axis=0)`, which fails on the scalar losses and metrics ("Invalid reduction dimension 0
-    for input with 0 dimensions", tensorflow/tensorflow#72388). Scalars are averaged over the
-    replicas instead (axis=None), the same all-reduce without the batch axis."""
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
-    original = tf_trainer.reduce_per_replica
-    if getattr(original, "keras_alexnet_patch", False):
-        return
-
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(
-            strategy
-        ):
-
-            def mean(value):
-                rank = getattr(value, "shape", tf.TensorShape(None)).rank
-                return strategy.reduce("MEAN", value, axis=0 if rank else None)
-
-            return tf.nest.map_structure(mean, values)
-        return original(values, strategy, reduction)
-
-    reduce_per_replica.keras_alexnet_patch = True
-    tf_trainer.reduce_per_replica = reduce_per_replica
 
 
 @contextlib.contextmanager

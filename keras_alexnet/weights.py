@@ -16,7 +16,8 @@ import zipfile
 
 import h5py
 import keras
-from keras.src.utils import naming
+
+from keras_alexnet import compat
 
 WEIGHTS_SUFFIXES = (".weights.h5", ".keras")
 
@@ -52,7 +53,7 @@ def _expected_shapes(model: keras.Model) -> list[tuple[str, keras.layers.Layer, 
     used: dict[str, int] = {}
     expected = []
     for layer in model.layers:
-        base = naming.to_snake_case(layer.__class__.__name__)
+        base = compat.weights_file_key(layer.__class__.__name__)
         count = used.get(base, 0)
         used[base] = count + 1
         key = base if count == 0 else f"{base}_{count}"
