@@ -25,12 +25,12 @@ def full_model():
 
 
 def test_parameter_count_is_the_papers(full_model):
-    # DESIGN section 2: 60,965,224 parameters at 1000 classes.
+    # docs/design.md: 60,965,224 parameters at 1000 classes.
     assert full_model.count_params() == 60_965_224
 
 
 def test_layer_table(full_model):
-    """Output shapes and kernel shapes of every tower layer, as in DESIGN section 2."""
+    """Output shapes and kernel shapes of every tower layer, as in docs/design.md and README."""
     expected = {
         "conv1": ((None, 55, 55, 48), (11, 11, 3, 48)),
         "pool1": ((None, 27, 27, 48), None),
