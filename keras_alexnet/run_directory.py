@@ -62,25 +62,36 @@ class RunDirectoryError(ValueError):
     """The run directory cannot be used as asked; the message names the path and what to do."""
 
 
-def check_writable(directory: str, flag: str = "--model_dir") -> None:
-    """Creates `directory` if needed; raises `RunDirectoryError` (naming `flag`) unless it is
-    a directory this process can write in."""
+def check_writable(directory: str, flag: str = "--model_dir", create: bool = True) -> None:
+    """Raises `RunDirectoryError` (naming `flag`) unless `directory` is, or can be created as,
+    a directory this process can write in. With `create`, creates it."""
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise RunDirectoryError(
             f"{flag} {directory} is a file, not a directory: give a directory (it is created "
             "if missing)."
         )
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as error:
-        raise RunDirectoryError(
-            f"cannot create {flag} {directory} ({error.strerror}): give a directory you can "
-            "write to."
-        ) from None
+    if not create:
+        existing = os.path.abspath(directory)
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            raise RunDirectoryError(
+                f"cannot create {flag} {directory}: {existing} is a file. Give a directory "
+                "path."
+            )
+        directory = existing
+    else:
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as error:
+            raise RunDirectoryError(
+                f"cannot create {flag} {directory} ({error.strerror}): give a directory you "
+                "can write to."
+            ) from None
     if not os.access(directory, os.W_OK | os.X_OK):
         raise RunDirectoryError(
-            f"cannot write in {flag} {directory} (permission denied): give a directory you "
-            "can write to, or change its permissions."
+            f"cannot write in {directory} (permission denied), for {flag}: give a directory "
+            "you can write to, or change its permissions."
         )
 
 

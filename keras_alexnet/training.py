@@ -811,7 +811,7 @@ def train(
     if chief:
         write_dir = model_dir
         run_directory.check_writable(model_dir)
-        run_directory.check_writable(export_dir, "--export_dir")
+        run_directory.check_writable(export_dir, "--export_dir", create=False)
         lock = run_directory.RunLock(model_dir).acquire()
     else:
         write_dir, lock = tempfile.mkdtemp(prefix="keras_alexnet_worker_"), None

@@ -24,8 +24,11 @@ def test_a_file_or_an_unwritable_directory_is_refused(tmp_path, monkeypatch):
     folder = tmp_path / "folder"
     folder.mkdir()
     monkeypatch.setattr(os, "access", lambda *args: False)  # as for a read-only directory
-    with pytest.raises(RunDirectoryError, match=r"cannot write in --export_dir .*folder"):
-        run_directory.check_writable(str(folder), "--export_dir")
+    with pytest.raises(RunDirectoryError, match=r"cannot write in .*folder .*for --export_dir"):
+        run_directory.check_writable(str(folder / "a" / "b"), "--export_dir", create=False)
+    assert not (folder / "a").exists()
+    with pytest.raises(RunDirectoryError, match=r"cannot create --export_dir .*run/x: .*is a file"):
+        run_directory.check_writable(str(path / "x"), "--export_dir", create=False)
 
 
 def test_a_second_process_is_refused_naming_the_holder(tmp_path):
