@@ -76,8 +76,7 @@ def check_writable(directory: str, flag: str = "--model_dir", create: bool = Tru
             existing = os.path.dirname(existing)
         if not os.path.isdir(existing):
             raise RunDirectoryError(
-                f"cannot create {flag} {directory}: {existing} is a file. Give a directory "
-                "path."
+                f"cannot create {flag} {directory}: {existing} is a file. Give a directory path."
             )
         directory = existing
     else:

@@ -9,6 +9,7 @@ run from its backup in --model_dir. SIGTERM saves and exits with status 143; a N
 stops with status 1 and keeps the last backup.
 """
 
+import dataclasses
 import os
 import sys
 
@@ -16,81 +17,54 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 
 from absl import app, flags  # noqa: E402
 
-from keras_alexnet import precision, run_directory, training  # noqa: E402
+from keras_alexnet import run_directory, training  # noqa: E402
+from keras_alexnet.config import TrainConfig  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string(
-    "dataset", "alexnet_shapes", "alexnet_shapes, imagenet2012, image_folder or a tfds name."
-)
-flags.DEFINE_string("data_dir", None, "tensorflow-datasets data dir.")
-flags.DEFINE_string("manual_dir", None, "Folder with the ILSVRC2012 tars (imagenet2012).")
-flags.DEFINE_string("image_dir", None, "The image folder (dataset=image_folder).")
-flags.DEFINE_string("stats", None, "Pixel mean/PCA JSON from scripts/compute_stats.py.")
-flags.DEFINE_string("model_dir", "runs/alexnet", "Checkpoints, backup and logs of the run.")
-flags.DEFINE_string("export_dir", "saved_models/alexnet", "Where the versioned export goes.")
-flags.DEFINE_integer("epochs", 90, "The most epochs to train.", lower_bound=1)
-flags.DEFINE_integer(
-    "steps_per_epoch",
-    None,
-    "Cap on the steps of an epoch (default: the train split).",
-    lower_bound=1,
-)
-flags.DEFINE_integer("batch_size", training.PAPER_BATCH_SIZE, "Global batch size.", lower_bound=1)
-flags.DEFINE_float(
-    "learning_rate", training.PAPER_LEARNING_RATE, "Initial learning rate.", lower_bound=0
-)
-flags.DEFINE_float(
-    "momentum", training.PAPER_MOMENTUM, "SGD momentum.", lower_bound=0, upper_bound=1
-)
-flags.DEFINE_float(
-    "weight_decay",
-    training.PAPER_WEIGHT_DECAY,
-    "Weight decay (inside the momentum).",
-    lower_bound=0,
-)
-flags.DEFINE_float(
-    "lr_reduce_factor", training.PAPER_LR_REDUCE_FACTOR, "Factor on a plateau (paper: 0.1)."
-)
-flags.DEFINE_integer(
-    "lr_reduce_patience",
-    training.DEFAULT_LR_REDUCE_PATIENCE,
-    "Epochs without a lower validation error before the rate is reduced.",
-    lower_bound=1,
-)
-flags.DEFINE_integer(
-    "max_lr_reductions",
-    training.PAPER_LR_REDUCTIONS,
-    "Reductions before the next plateau ends training.",
-    lower_bound=0,
-)
-flags.DEFINE_enum("strategy", "mirrored", list(training.STRATEGIES), "tf.distribute strategy.")
-flags.DEFINE_list("devices", None, "Devices for mirrored/one_device (default: all local GPUs).")
-flags.DEFINE_list("tower_devices", None, "Two devices for strategy=towers, e.g. /gpu:0,/gpu:1.")
+_DEFINE = {
+    "string": flags.DEFINE_string,
+    "integer": flags.DEFINE_integer,
+    "float": flags.DEFINE_float,
+    "bool": flags.DEFINE_bool,
+    "list": flags.DEFINE_list,
+}
+
+
+def _define_flags():
+    """One flag per `TrainConfig` field, with its default, help and bounds."""
+    for field in dataclasses.fields(TrainConfig):
+        meta = field.metadata
+        if meta["kind"] == "enum":
+            flags.DEFINE_enum(field.name, field.default, list(meta["choices"]), meta["help"])
+            continue
+        bounds = {}
+        if meta["kind"] in ("integer", "float"):
+            bounds = {"lower_bound": meta.get("minimum"), "upper_bound": meta.get("maximum")}
+        _DEFINE[meta["kind"]](field.name, field.default, meta["help"], **bounds)
+
+
+_define_flags()
 flags.DEFINE_integer(
     "logical_cpus",
     None,
     "Split the CPU into N logical devices (mirrored/towers without GPUs).",
     lower_bound=1,
 )
-flags.DEFINE_enum(
-    "mixed_precision",
-    "auto",
-    list(precision.PRECISIONS),
-    "auto: mixed_float16 on GPUs with tensor cores, mixed_bfloat16 on CPUs with AMX-BF16 or "
-    "AVX512_BF16, float32 elsewhere; none: float32.",
-)
-flags.DEFINE_bool(
-    "jit_compile",
-    False,
-    "Compile the train step with XLA (for GPUs: 3x slower on the CPUs measured).",
-)
-flags.DEFINE_integer("seed", 0, "Seed of weights, data order and augmentation.", lower_bound=0)
-flags.DEFINE_enum("init", "paper", ["paper", "he"], "Initialisation (see AlexNet).")
-flags.DEFINE_float("dropout_rate", training.DROPOUT_RATE, "Dropout on fc6 and fc7 (paper: 0.5).")
 
 
-def _path(value):
-    return os.path.expanduser(value) if value else value
+def config_from_flags() -> TrainConfig:
+    """The run's config: every field from its flag, paths with ~ expanded."""
+    values = {}
+    for field in dataclasses.fields(TrainConfig):
+        value = FLAGS[field.name].value
+        if field.metadata["kind"] == "list" and value is not None:
+            value = tuple(value)
+        elif field.metadata["kind"] == "string" and value and field.name.endswith("_dir"):
+            value = os.path.expanduser(value)
+        values[field.name] = value
+    if values["stats"]:
+        values["stats"] = os.path.expanduser(values["stats"])
+    return TrainConfig(**values)
 
 
 def main(argv):
@@ -99,34 +73,9 @@ def main(argv):
     if FLAGS.logical_cpus:
         training.use_logical_cpus(FLAGS.logical_cpus)
     try:
-        training.train(
-            FLAGS.dataset,
-            data_dir=_path(FLAGS.data_dir),
-            manual_dir=_path(FLAGS.manual_dir),
-            image_dir=_path(FLAGS.image_dir),
-            stats=_path(FLAGS.stats),
-            model_dir=_path(FLAGS.model_dir),
-            export_dir=_path(FLAGS.export_dir),
-            epochs=FLAGS.epochs,
-            steps_per_epoch=FLAGS.steps_per_epoch,
-            batch_size=FLAGS.batch_size,
-            learning_rate=FLAGS.learning_rate,
-            momentum=FLAGS.momentum,
-            weight_decay=FLAGS.weight_decay,
-            lr_reduce_factor=FLAGS.lr_reduce_factor,
-            lr_reduce_patience=FLAGS.lr_reduce_patience,
-            max_lr_reductions=FLAGS.max_lr_reductions,
-            strategy=FLAGS.strategy,
-            devices=FLAGS.devices,
-            tower_devices=FLAGS.tower_devices,
-            mixed_precision=FLAGS.mixed_precision,
-            jit_compile=FLAGS.jit_compile,
-            seed=FLAGS.seed,
-            init=FLAGS.init,
-            dropout_rate=FLAGS.dropout_rate,
-        )
+        training.run(config_from_flags())
     except (training.SettingsError, run_directory.RunDirectoryError) as error:
-        # Library errors name the argument, which is the flag of the same name.
+        # Library errors name the setting, which is the flag of the same name.
         print(f"ERROR: {error}", file=sys.stderr)
         sys.exit(1)
     except training.NonFiniteLoss as error:

@@ -1,0 +1,58 @@
+"""TrainConfig: the paper's defaults, one check per field, JSON round trip."""
+
+import dataclasses
+
+import pytest
+
+from keras_alexnet.config import SettingsError, TrainConfig
+
+
+def test_defaults_are_the_papers_recipe():
+    config = TrainConfig().validate()
+    assert (config.batch_size, config.momentum, config.weight_decay) == (128, 0.9, 0.0005)
+    assert (config.learning_rate, config.lr_reduce_factor, config.max_lr_reductions) == (
+        0.01,
+        0.1,
+        3,
+    )
+    assert (config.epochs, config.dropout_rate, config.init) == (90, 0.5, "paper")
+
+
+def test_every_field_has_help_and_a_flag_kind():
+    for field in dataclasses.fields(TrainConfig):
+        assert field.metadata["help"], field.name
+        assert field.metadata["kind"] in ("string", "integer", "float", "bool", "list", "enum")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"batch_size": 0}, r"batch_size must be >= 1; received batch_size=0"),
+        ({"batch_size": 2.5}, r"batch_size must be an integer"),
+        ({"epochs": True}, r"epochs must be an integer; received epochs=True"),
+        ({"learning_rate": 0}, r"learning_rate must be > 0"),
+        ({"learning_rate": float("nan")}, r"learning_rate must be a finite number"),
+        ({"momentum": 1.5}, r"momentum must be <= 1"),
+        ({"lr_reduce_factor": 1}, r"lr_reduce_factor must be < 1.*paper: 0.1"),
+        ({"dropout_rate": 1.0}, r"dropout_rate must be < 1"),
+        ({"strategy": "pipeline"}, r"strategy must be one of \('mirrored'"),
+        ({"mixed_precision": "fp8"}, r"mixed_precision must be one of"),
+        ({"init": "xavier"}, r"init must be one of \('paper', 'he'\)"),
+        ({"model_dir": ""}, r"model_dir must be a non-empty string"),
+        ({"devices": "/gpu:0"}, r"devices must be a list of device names"),
+        ({"verbose": 3}, r"verbose must be <= 2"),
+        ({"jit_compile": "yes"}, r"jit_compile must be True or False"),
+    ],
+)
+def test_each_bad_setting_is_named(change, message):
+    with pytest.raises(SettingsError, match=message):
+        TrainConfig(**change).validate()
+
+
+def test_json_round_trip_and_unknown_settings():
+    config = TrainConfig(dataset="image_folder", image_dir="/x", devices=("/cpu:0",), epochs=3)
+    assert TrainConfig.from_json(config.to_json()) == config
+    with pytest.raises(SettingsError, match=r"Unknown training settings \['epoch'\]"):
+        TrainConfig.from_json('{"epoch": 3}')
+    with pytest.raises(TypeError, match="epoch"):
+        TrainConfig(epoch=3)
