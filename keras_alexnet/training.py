@@ -184,7 +184,7 @@ def train(dataset: str = "alexnet_shapes", **settings) -> TrainResult:
     return run(TrainConfig(dataset=dataset, **settings))
 
 
-def run(config: TrainConfig) -> TrainResult:
+def run(config: TrainConfig, *, build_model=None) -> TrainResult:
     """Trains with `config`, then exports the best model as `<export_dir>/<next version>/`.
 
     Everything lives in `config.model_dir`: `backup/` (resumable state, see `Backup`),
@@ -198,6 +198,9 @@ def run(config: TrainConfig) -> TrainResult:
     plateau ends training. `mixed_precision="auto"` chooses for the devices the run uses (see
     `precision.choose_precision`); the choice and its reason are printed and kept in the
     backup.
+
+    `build_model(classes=, init=, dropout_rate=, tower_devices=)` builds the network (default
+    `AlexNet`); the tests pass a small stand-in with the same input and layer names.
     """
     config.validate()
     distribution, towers = make_strategy(config.strategy, config.devices, config.tower_devices)
@@ -208,7 +211,7 @@ def run(config: TrainConfig) -> TrainResult:
     chief = _is_chief(distribution)
     with _prepared_run_directory(config, source, stats, steps, chief) as place:
         with _dtype_policy(choice.policy):
-            model = _compiled_model(config, source, distribution, towers)
+            model = _compiled_model(config, source, distribution, towers, build_model)
             parts = _callbacks(config, model, place, choice)
             with distribution.scope():
                 epoch, step = parts.backup.restore(place.state)
@@ -345,14 +348,14 @@ def _dtype_policy(policy: str):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def _compiled_model(config: TrainConfig, source, distribution, towers) -> keras.Model:
+def _compiled_model(config: TrainConfig, source, distribution, towers, build_model):
     """AlexNet for the dataset's classes, with the paper's SGD and weight decay, built and
     compiled in the strategy's scope from the run's seed."""
     from keras_alexnet.alexnet import AlexNet
 
     keras.utils.set_random_seed(config.seed)
     with distribution.scope():
-        model = AlexNet(
+        model = (build_model or AlexNet)(
             classes=source.num_classes,
             init=config.init,
             dropout_rate=config.dropout_rate,
