@@ -12,24 +12,9 @@ import pytest
 from keras_alexnet import AlexNet, imagenet_class_index, preprocess_input
 from keras_alexnet.pretrained import load_pretrained
 from tests.pretrained import caffe_files, caffe_reference
+from tests.pretrained.caffe_reference import TOLERANCE, relative_error
 
 CLASSES = 10
-# float32 against a float64 reference through eight layers (measured: about 1e-6).
-TOLERANCE = 1e-4
-
-
-def relative_error(actual, expected):
-    return float(np.abs(np.asarray(actual) - expected).max() / np.abs(expected).max())
-
-
-@pytest.fixture(scope="module")
-def images():
-    return np.random.default_rng(5).uniform(0, 255, (2, 227, 227, 3)).astype("float32")
-
-
-@pytest.fixture(scope="module")
-def weights():
-    return caffe_files.random_weights(seed=1, classes=CLASSES)
 
 
 @pytest.fixture(scope="module")

@@ -12,27 +12,13 @@ import pytest
 
 from keras_alexnet import AlexNet, preprocess_input
 from tests.pretrained import caffe_files, caffe_reference
+from tests.pretrained.caffe_reference import TOLERANCE, relative_error
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 from tests.pretrained import onnx_files  # noqa: E402
 
 CLASSES = 10
-TOLERANCE = 1e-4
-
-
-def relative_error(actual, expected):
-    return float(np.abs(np.asarray(actual) - expected).max() / np.abs(expected).max())
-
-
-@pytest.fixture(scope="module")
-def images():
-    return np.random.default_rng(6).uniform(0, 255, (2, 227, 227, 3)).astype("float32")
-
-
-@pytest.fixture(scope="module")
-def weights():
-    return caffe_files.random_weights(seed=3, classes=CLASSES)
 
 
 @pytest.fixture(scope="module")
