@@ -456,10 +456,10 @@ def _validate_weights(weights):
             "bvlc_alexnet.caffemodel (README, Pretrained weights), or train with `python "
             "scripts/train.py --flagfile=configs/paper.flags`, and pass the file's path."
         )
-    refusal = pretrained.refusal(path)
-    if refusal:
-        raise ValueError(f"{refusal} See README, Pretrained weights, for the formats loaded.")
     if not path.endswith(weights_lib.WEIGHTS_SUFFIXES) and not pretrained.is_pretrained_file(path):
+        refusal = pretrained.refusal(path)
+        if refusal:
+            raise ValueError(f"{refusal} See README, Pretrained weights, for the formats loaded.")
         raise ValueError(f"{_WEIGHTS_ARGUMENT} Received: weights={path!r}")
     if not os.path.isfile(path):
         raise ValueError(f"The weights file does not exist. Received: weights={path!r}")

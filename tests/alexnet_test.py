@@ -386,6 +386,7 @@ def test_unreadable_weights_file(tmp_path):
         ({"weights": "alexnet_v2.ckpt"}, r"TF-Slim's alexnet_v2 is a different network"),
         ({"weights": "model.ckpt-1000.index"}, r"TF-Slim's alexnet_v2"),
         ({"weights": "/nonexistent/bvlc_alexnet.caffemodel"}, r"does not exist"),
+        ({"weights": "/nonexistent/run.ckpt/best.keras"}, r"does not exist"),
         ({"init": "xavier"}, r"Received: init='xavier'"),
     ],
 )

@@ -109,7 +109,7 @@ def load_pretrained(model: keras.Model, path: str | os.PathLike, include_top: bo
     weights = bvlc_alexnet.keras_weights(matched, include_top)
     for name, values in weights.items():
         layer = model.get_layer(name)
-        shapes = [tuple(v.shape) for v in layer.get_weights()]
+        shapes = [tuple(v.shape) for v in layer.weights]
         if shapes != [v.shape for v in values]:
             raise ValueError(
                 f"{path}: layer {name} of the model has weight shapes {shapes}, the file gives "
