@@ -83,6 +83,20 @@ def image_folder(tmp_path):
     return str(root)
 
 
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """3 classes x 12 small images, a class a colour (learnable in a few steps): 30 train /
+    6 validation after the 10% hold-out. For the training runs' tests."""
+    root = tmp_path_factory.mktemp("train_images")
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(("red", "green", "blue")):
+        for i in range(12):
+            image = rng.integers(0, 60, (40, 48, 3), dtype=np.uint8)
+            image[..., k] += 180
+            write(f"{root}/{name}/{i:02d}.png", encode(image, "PNG"))
+    return str(root)
+
+
 @pytest.fixture(scope="session")
 def shapes_data_dir(tmp_path_factory):
     """A tensorflow-datasets data dir for the whole test session."""

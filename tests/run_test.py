@@ -5,26 +5,11 @@ network and the real scripts are run end to end in train_script_test.py."""
 import hashlib
 import os
 
-import numpy as np
 import pytest
 
 from keras_alexnet.config import TrainConfig
 from keras_alexnet.training import NonFiniteLoss, run
-from tests.conftest import encode, write
 from tests.stand_in import small_alexnet
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    """3 classes x 12 small images: 30 train / 6 validation after the 10% hold-out."""
-    root = tmp_path_factory.mktemp("run_images")
-    rng = np.random.default_rng(0)
-    for k, name in enumerate(("red", "green", "blue")):
-        for i in range(12):
-            image = rng.integers(0, 60, (40, 48, 3), dtype=np.uint8)
-            image[..., k] += 180
-            write(f"{root}/{name}/{i:02d}.png", encode(image, "PNG"))
-    return str(root)
 
 
 def _run(folder, tmp_path, **overrides):

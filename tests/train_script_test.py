@@ -13,25 +13,11 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
-from tests.conftest import REPO_ROOT, encode, run_python, write
+from tests.conftest import REPO_ROOT, run_python, write
 
 QUIET = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    """3 classes x 12 small images: 30 train / 6 validation after the 10% hold-out."""
-    root = tmp_path_factory.mktemp("train_images")
-    rng = np.random.default_rng(0)
-    for k, name in enumerate(("red", "green", "blue")):
-        for i in range(12):
-            image = rng.integers(0, 60, (40, 48, 3), dtype=np.uint8)
-            image[..., k] += 180  # a class is a colour: learnable in a few steps
-            write(f"{root}/{name}/{i:02d}.png", encode(image, "PNG"))
-    return str(root)
 
 
 def _flags(folder, tmp_path, **overrides):
