@@ -1,24 +1,25 @@
-"""The callbacks that keep a training run safe: resumable after SIGKILL (`Backup`), saving on
-SIGTERM (`stop_on_sigterm`), stopping on a NaN loss (`StopOnNonFiniteLoss`), the paper's
-learning-rate plateaus (`PlateauSchedule`), the best model (`KeepBest`) and the history
-(`CsvHistory`). Every file is written under a temporary name and renamed.
+"""The callbacks that keep a training run safe: resumable after SIGKILL (`Backup`, read back
+by `restore` and `ResumeEpochMetrics`), saving on SIGTERM (`stop_on_sigterm`), stopping on a
+NaN loss (`StopOnNonFiniteLoss`), the paper's learning-rate plateaus (`PlateauSchedule`), the
+best model (`KeepBest`) and the history (`CsvHistory`). Every file is written under a
+temporary name and renamed (`run_directory.atomic_save`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import json
+import dataclasses
 import math
 import os
 import signal
 import threading
-from collections.abc import Callable
 
 import keras
 import numpy as np
 
 from keras_alexnet import compat, run_directory
+from keras_alexnet.run_state import RunState
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -118,18 +119,6 @@ class PlateauSchedule(keras.callbacks.ReduceLROnPlateau):
         self.finished = state["finished"]
 
 
-def _atomic_save(save: Callable[[str], None], path: str) -> None:
-    """Calls `save(temporary path)` next to `path`, then renames it into place."""
-    directory, name = os.path.split(path)
-    temporary = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
-    try:
-        save(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
 class KeepBest(keras.callbacks.Callback):
     """Saves the model (`.keras`) whenever `monitor` improves, atomically: a kill never leaves
     a half-written file in place of the best model."""
@@ -148,7 +137,7 @@ class KeepBest(keras.callbacks.Callback):
         if self.best is None or _float(current) > self.best:
             self.best = _float(current)
             self.best_logs = {"epoch": epoch + 1, **{k: _float(v) for k, v in logs.items()}}
-            _atomic_save(self.model.save, self.path)
+            run_directory.atomic_save(self.model.save, self.path)
 
     def get_state(self) -> dict:
         return {"best": self.best, "best_logs": self.best_logs}
@@ -158,102 +147,46 @@ class KeepBest(keras.callbacks.Callback):
         self.best_logs = state["best_logs"]
 
 
-class Backup(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` that keeps everything a resumed run needs, and writes it atomically.
+class Backup(keras.callbacks.Callback):
+    """Saves everything a resumed run needs at every epoch end, and on request mid-epoch.
 
     A backup is one weights file (model and optimizer: weights, momentum, learning rate,
-    iteration count) plus `state.json`: the epoch and step reached, the history so far, the
-    dropout seed generators, the running metrics of an interrupted epoch, and the state of the
-    plateau schedule and best-model callbacks (the stock callback forgets those, so a resumed
-    run would reduce the learning rate at other epochs). The weights file is written under a
-    temporary name and renamed; `state.json`, renamed last, names it: a SIGKILL at any moment
-    leaves the previous complete backup or the new one. The backup is kept when training ends.
+    iteration count) plus `state.json`, a `run_state.RunState`: the epoch and step reached,
+    the history so far, the dropout seed generators, the running metrics of an interrupted
+    epoch, and the state of the `stateful` callbacks (the plateau schedule's counters, the
+    best model's score; Keras' `BackupAndRestore` forgets those, so a resumed run would
+    reduce the learning rate at other epochs). The weights file is written first, under a
+    temporary name, then renamed; `state.json`, renamed last, names it: a SIGKILL at any
+    moment leaves the previous complete backup or the new one. `restore` reads it back.
 
-    On SIGTERM (`request_stop`) it saves at the end of the current step and raises
+    `start` is the state this run starts from (its settings and history; None for a new
+    run), `first_step` the steps already done in the epoch the run starts in. On SIGTERM
+    (`request_stop`) it saves at the end of the current step and raises
     `TrainingInterrupted`.
     """
 
-    STATE_FILE = run_directory.STATE_FILE
-
     def __init__(
         self,
-        backup_dir: str,
+        write_dir: str,
         stateful: dict,
-        settings: dict,
-        write_dir: str | None = None,
-        learning_rate: float | None = None,
-        precision: str | None = None,
-        adjustable: dict | None = None,
+        start: RunState,
+        first_step: int = 0,
     ):
-        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False)
+        super().__init__()
+        self.write_dir = write_dir  # the backup directory (a scratch one on other workers)
         self.stateful = stateful
-        self.settings = settings  # recorded; `run_directory.check_resume` compares them
-        self.adjustable = adjustable or {}
-        self.learning_rate = learning_rate  # the run's --learning_rate
-        self.precision = precision  # the dtype policy it trains under now
-        self.write_dir = write_dir or backup_dir  # non-chief workers write elsewhere
-        self.history: list[dict] = []
+        self.start = start
+        self.history: list[dict] = list(start.history)
         self.epoch = 0
-        self.step_offset = 0  # steps already done in the first epoch of this fit call
+        self.step_offset = first_step  # steps done in the current epoch before this fit
         self.stop_requested = False
-        self.finished = None
-        self.export_path = None
-        self.metric_state = None
-
-    # -- restoring --
-
-    def restore(self, state: dict | None = None) -> tuple[int, int]:
-        """Loads the backup (`state`, or read from `backup_dir` when None) into the model and
-        the stateful callbacks. Returns the (epoch, step) to resume at; (0, 0) for a new run.
-        The caller has checked the settings (`run_directory.check_resume`)."""
-        if state is None:
-            state = run_directory.read_state(self.backup_dir)
-        if state is None:
-            return 0, 0
-        optimizer = self.model.optimizer
-        if not optimizer.built:
-            optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
-        if self.learning_rate is not None and state["learning_rate"] != self.learning_rate:
-            # A new --learning_rate on resume (say after a NaN) replaces the current rate.
-            optimizer.learning_rate = self.learning_rate
-            compat.print_msg(
-                f"learning_rate changed from {state['learning_rate']} to {self.learning_rate}: "
-                "training goes on at the new rate."
-            )
-        before = state.get("precision")
-        if before and self.precision and before != self.precision:
-            # The variables are float32 under every policy: the run goes on, in the new one.
-            compat.print_msg(
-                f"precision changed from {before} to {self.precision} (this machine's choice): "
-                "training goes on in the new precision."
-            )
-        for variable, value in zip(_seed_states(self.model), state["seed_states"], strict=True):
-            variable.assign(np.asarray(value, variable.dtype))
-        for name, callback in self.stateful.items():
-            callback.set_state(state["callbacks"][name])
-        self.history = state["history"]
-        self.finished = state.get("finished")
-        self.export_path = state.get("export_path")
-        self.metric_state = state.get("metric_state")
-        return state["epoch"], state["step"]
-
-    def on_train_begin(self, logs=None):
-        pass  # `restore` runs before fit, which needs the epoch to build its data
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-        if self.metric_state is not None:
-            # Resuming mid-epoch: the epoch's running metrics continue where they were.
-            variables = _metric_variables(self.model)
-            for variable, value in zip(variables, self.metric_state, strict=True):
-                variable.assign(np.asarray(value, variable.dtype))
-            self.metric_state = None
-
-    # -- saving --
+        self.last: RunState | None = None  # the last state saved
 
     def request_stop(self) -> None:
         self.stop_requested = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
         steps = (self.params or {}).get("steps") or math.inf  # this fit call's epoch
@@ -280,55 +213,62 @@ class Backup(keras.callbacks.BackupAndRestore):
                 f"{self.write_dir}. Run the same command to resume."
             )
 
-    def on_train_end(self, logs=None):
-        pass  # the backup is kept: it records that the run finished
-
-    def save(self, epoch: int, step: int, metric_state: bool = False, **extra) -> None:
+    def save(self, epoch: int, step: int, metric_state: bool = False) -> None:
+        """Writes the weights file, then the state naming it, then removes older weights."""
         os.makedirs(self.write_dir, exist_ok=True)
         name = f"epoch{epoch:04d}-step{step:08d}.weights.h5"
-        _atomic_save(self.model.save_weights, os.path.join(self.write_dir, name))
-        state = {
-            "epoch": epoch,
-            "step": step,
-            "weights": name,
-            "settings": self.settings,
-            "adjustable": self.adjustable,
-            "learning_rate": self.learning_rate,
-            "precision": self.precision,
-            "history": self.history,
-            "seed_states": [np.asarray(v).tolist() for v in _seed_states(self.model)],
-            "callbacks": {n: callback.get_state() for n, callback in self.stateful.items()},
-            "metric_state": (
+        run_directory.atomic_save(self.model.save_weights, os.path.join(self.write_dir, name))
+        self.last = dataclasses.replace(
+            self.start,
+            epoch=epoch,
+            step=step,
+            weights=name,
+            history=list(self.history),
+            seed_states=[np.asarray(v).tolist() for v in _seed_states(self.model)],
+            callbacks={n: callback.get_state() for n, callback in self.stateful.items()},
+            metric_state=(
                 [_float(v) for v in _metric_variables(self.model)] if metric_state else None
             ),
-            "finished": self.finished,
-            "export_path": self.export_path,
-            **extra,
-        }
-
-        def write(path):
-            with open(path, "w") as f:
-                json.dump(state, f, indent=1)
-
-        _atomic_save(write, os.path.join(self.write_dir, self.STATE_FILE))
+            finished=None,
+            export_path=None,
+        )
+        run_directory.write_state(self.write_dir, self.last)
         for old in os.listdir(self.write_dir):
             if old.endswith(".weights.h5") and old != name and not old.startswith(".tmp"):
                 os.remove(os.path.join(self.write_dir, old))
 
-    def mark_finished(self, reason: str, export_path: str | None = None) -> None:
-        """Records that training ended (so that running the command again does not train)."""
-        self.finished = reason
-        self.export_path = export_path
-        path = os.path.join(self.write_dir, self.STATE_FILE)
-        with open(path) as f:
-            state = json.load(f)
-        state.update(finished=reason, export_path=export_path)
 
-        def write(p):
-            with open(p, "w") as f:
-                json.dump(state, f, indent=1)
+def restore(model: keras.Model, backup_dir: str, state: RunState, learning_rate: float) -> None:
+    """Loads the backup `state` (in `backup_dir`) into `model` and its optimizer, with the
+    dropout layers' seeds (the callbacks take their counters from `state.callbacks` through
+    `set_state`). A `learning_rate` other than the one the backed-up run was given
+    replaces the backup's (which the plateau schedule may have reduced): a new rate on resume,
+    say after a NaN, is what the run goes on with. Call it in the strategy's scope, after
+    `run_directory.check_resume` (which announces the change)."""
+    optimizer = model.optimizer
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    model.load_weights(os.path.join(backup_dir, state.weights))
+    if state.adjustable.get("learning_rate", learning_rate) != learning_rate:
+        optimizer.learning_rate = learning_rate
+    for variable, value in zip(_seed_states(model), state.seed_states, strict=True):
+        variable.assign(np.asarray(value, variable.dtype))
 
-        _atomic_save(write, path)
+
+class ResumeEpochMetrics(keras.callbacks.Callback):
+    """Sets the model's running metrics to `values` at the first epoch's start (after Keras
+    resets them), so that an epoch resumed mid-way reports what an uninterrupted one would."""
+
+    def __init__(self, values: list | None):
+        super().__init__()
+        self.values = values
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.values is not None:
+            variables = _metric_variables(self.model)
+            for variable, value in zip(variables, self.values, strict=True):
+                variable.assign(np.asarray(value, variable.dtype))
+            self.values = None
 
 
 def _seed_states(model: keras.Model) -> list:
@@ -362,7 +302,7 @@ def write_csv(history: list[dict], path: str) -> None:
             writer.writeheader()
             writer.writerows(history)
 
-    _atomic_save(write, path)
+    run_directory.atomic_save(write, path)
 
 
 @contextlib.contextmanager

@@ -1,8 +1,9 @@
 """The settings of a training run: one frozen `TrainConfig`.
 
 Its defaults are the paper's recipe (section 5). Every field carries its help text and its
-bounds, from which `scripts/train.py` defines its flags and `validate` checks a config built
-in Python: the defaults, the help and the limits live here only. A config is saved with the
+bounds, from which `define_flags` defines `scripts/train.py`'s flags (and `config_from_flags`
+reads them back) and `validate` checks a config built in Python: the defaults, the help and
+the limits live here only. A config is saved with the
 run (`to_json`), and a resumed run is compared with it (`run_directory.check_resume`).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 
 from keras_alexnet.alexnet import DROPOUT_RATE, INITIALIZATIONS
 from keras_alexnet.precision import PRECISIONS
@@ -177,3 +179,51 @@ def _check(field: dataclasses.Field, value) -> None:
                 f"{name} must be {sign} {limits[key]}; received {name}={value!r}. "
                 f"({field.metadata['help']})"
             )
+
+
+_DEFINE = {
+    "string": "DEFINE_string",
+    "integer": "DEFINE_integer",
+    "float": "DEFINE_float",
+    "bool": "DEFINE_bool",
+    "list": "DEFINE_list",
+}
+
+
+def define_flags(flag_values) -> None:
+    """Defines one absl flag per `TrainConfig` field in `flag_values` (an
+    `absl.flags.FlagValues`), with the field's default, help and bounds."""
+    from absl import flags
+
+    for field in dataclasses.fields(TrainConfig):
+        meta = field.metadata
+        if meta["kind"] == "enum":
+            flags.DEFINE_enum(
+                field.name,
+                field.default,
+                list(meta["choices"]),
+                meta["help"],
+                flag_values=flag_values,
+            )
+            continue
+        bounds = {}
+        if meta["kind"] in ("integer", "float"):
+            bounds = {"lower_bound": meta.get("minimum"), "upper_bound": meta.get("maximum")}
+        define = getattr(flags, _DEFINE[meta["kind"]])
+        define(field.name, field.default, meta["help"], flag_values=flag_values, **bounds)
+
+
+def config_from_flags(flag_values) -> TrainConfig:
+    """The config of parsed flags (`define_flags`'): every field from its flag, paths with
+    ~ expanded. Not yet validated."""
+    values = {}
+    for field in dataclasses.fields(TrainConfig):
+        value = flag_values[field.name].value
+        if field.metadata["kind"] == "list" and value is not None:
+            value = tuple(value)
+        elif field.metadata["kind"] == "string" and value and field.name.endswith("_dir"):
+            value = os.path.expanduser(value)
+        values[field.name] = value
+    if values["stats"]:
+        values["stats"] = os.path.expanduser(values["stats"])
+    return TrainConfig(**values)

@@ -10,6 +10,11 @@ back safely, and the settings a resumed run must share with the run it resumes.
 3. `read_state` and `check_resume`: a backup that cannot be read is an error naming the file
    and what to do (never a traceback); a resume with a setting that changes the result is
    refused naming the setting and both values; settings allowed to change are announced.
+
+Then it writes the files other scripts read (`write_class_names`, and the stats). Every file
+of the run is written by `atomic_save`: under a temporary name, then renamed, so that a kill
+at any moment leaves the previous file or the new one. `write_state` writes the backup's
+`state.json` (a `run_state.RunState`) that way, and `read_state` reads it back.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ import datetime
 import json
 import os
 import socket
+from collections.abc import Callable, Sequence
+
+from keras_alexnet.run_state import RunState
 
 try:
     import fcntl
@@ -46,9 +54,11 @@ REQUIRED_SETTINGS = (
     "momentum",
     "weight_decay",
 )
-# Settings that may change on resume; a change is announced. (The learning rate and the
-# precision are announced where they are applied, by `training.Backup`.)
+# Settings that may change on resume; a change is announced. A new learning rate replaces
+# the (possibly reduced) current one; the precision is the one chosen for this machine.
 ADJUSTABLE_SETTINGS = (
+    "learning_rate",
+    "precision",
     "epochs",
     "lr_reduce_factor",
     "lr_reduce_patience",
@@ -142,7 +152,48 @@ def _read_holder(fd) -> str:
         return "a process that has not written its name yet"
 
 
-def read_state(backup_dir: str) -> dict | None:
+def atomic_save(save: Callable[[str], None], path: str) -> None:
+    """Calls `save(temporary path)` next to `path`, then renames it into place."""
+    directory, name = os.path.split(path)
+    temporary = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
+    try:
+        save(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def write_class_names(class_names: Sequence[str], path: str) -> None:
+    """One class name per line, in label order. A name that would not read back as itself
+    (empty, a line break inside, spaces around it) is refused."""
+    for name in class_names:
+        if not name or name != name.strip() or "\n" in name or "\r" in name:
+            raise RunDirectoryError(
+                f"The class name {name!r} cannot be kept one per line in {path}: rename the "
+                "class (no line breaks, no spaces around it)."
+            )
+
+    def write(temporary):
+        with open(temporary, "w", encoding="utf-8") as f:
+            f.write("".join(f"{name}\n" for name in class_names))
+
+    atomic_save(write, path)
+
+
+def write_state(backup_dir: str, state: RunState) -> None:
+    """Writes `state` as the backup's `state.json`. Write its weights file first: the state
+    names it, so a kill between the two leaves the previous complete backup."""
+    os.makedirs(backup_dir, exist_ok=True)
+
+    def write(temporary):
+        with open(temporary, "w", encoding="utf-8") as f:
+            json.dump(state.to_json(), f, indent=1)
+
+    atomic_save(write, os.path.join(backup_dir, STATE_FILE))
+
+
+def read_state(backup_dir: str) -> RunState | None:
     """The backup's `state.json`, or None when there is no backup.
 
     Raises:
@@ -157,25 +208,25 @@ def read_state(backup_dir: str) -> dict | None:
     )
     try:
         with open(path, encoding="utf-8") as file:
-            state = json.load(file)
-        weights = state["weights"]
-        settings = state["settings"]
-        if not isinstance(settings, dict) or not isinstance(weights, str):
+            state = RunState.from_json(json.load(file))
+        if not isinstance(state.settings, dict) or not isinstance(state.weights, str):
             raise TypeError("unexpected structure")
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise RunDirectoryError(
             f"the backup {path} is damaged and cannot be resumed ({type(error).__name__}: "
             f"{error}). {start_over}"
         ) from None
-    if not os.path.isfile(os.path.join(backup_dir, weights)):
+    if not os.path.isfile(os.path.join(backup_dir, state.weights)):
         raise RunDirectoryError(
-            f"the backup {path} names the weights file {weights}, which is missing from "
+            f"the backup {path} names the weights file {state.weights}, which is missing from "
             f"{backup_dir}. {start_over}"
         )
     return state
 
 
-def check_resume(state: dict | None, settings: dict, adjustable: dict, model_dir: str) -> list:
+def check_resume(
+    state: RunState | None, settings: dict, adjustable: dict, model_dir: str
+) -> list[str]:
     """Compares a resumed run's settings with those of the run it resumes.
 
     Returns:
@@ -187,7 +238,7 @@ def check_resume(state: dict | None, settings: dict, adjustable: dict, model_dir
     """
     if state is None:
         return []
-    saved = state["settings"]
+    saved = state.settings
     changed = [key for key in REQUIRED_SETTINGS if key in saved and saved[key] != settings[key]]
     if changed:
         listed = "; ".join(
@@ -198,7 +249,7 @@ def check_resume(state: dict | None, settings: dict, adjustable: dict, model_dir
             "run computes: resume it with its own settings, or give a new --model_dir to "
             "start another run."
         )
-    before = state.get("adjustable", {})
+    before = state.adjustable
     return [
         f"{key} changed from {_shown(before[key])} to {_shown(adjustable[key])}."
         for key in ADJUSTABLE_SETTINGS

@@ -26,7 +26,6 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -40,9 +39,10 @@ from keras_alexnet.callbacks import (  # noqa: F401  (training.X names them for 
     KeepBest,
     NonFiniteLoss,
     PlateauSchedule,
+    ResumeEpochMetrics,
     StopOnNonFiniteLoss,
     TrainingInterrupted,
-    _atomic_save,
+    restore,
     stop_on_sigterm,
     write_csv,
 )
@@ -58,6 +58,8 @@ from keras_alexnet.config import (  # noqa: F401  (training.X names them for the
     SettingsError,
     TrainConfig,
 )
+from keras_alexnet.run_directory import write_class_names  # noqa: F401  (for callers)
+from keras_alexnet.run_state import DONE, EXPORT, TRAIN, Action, RunState, next_action
 from keras_alexnet.strategies import (  # noqa: F401  (training.X names them for callers)
     _cluster_size,
     _is_chief,
@@ -102,23 +104,6 @@ def apply_weight_decay(model: keras.Model, weight_decay: float = PAPER_WEIGHT_DE
 BEST_MODEL_FILE = run_directory.BEST_MODEL_FILE
 CLASS_NAMES_FILE = run_directory.CLASS_NAMES_FILE
 STATS_FILE = run_directory.STATS_FILE
-
-
-def write_class_names(class_names: Sequence[str], path: str) -> None:
-    """One class name per line, in label order (atomically). A name that would not read back
-    as itself (empty, a line break inside, spaces around it) is refused."""
-    for name in class_names:
-        if not name or name != name.strip() or "\n" in name or "\r" in name:
-            raise SettingsError(
-                f"The class name {name!r} cannot be kept one per line in {path}: rename the "
-                "class (no line breaks, no spaces around it)."
-            )
-
-    def write(temporary):
-        with open(temporary, "w", encoding="utf-8") as f:
-            f.write("".join(f"{name}\n" for name in class_names))
-
-    _atomic_save(write, path)
 
 
 @dataclasses.dataclass
@@ -191,7 +176,8 @@ def run(config: TrainConfig, *, build_model=None) -> TrainResult:
     `best.keras` (the best model by validation top-1 error), `class_names.txt`, `stats.json`
     (the pixel statistics used), `training_log.csv`, `logs/` (TensorBoard). Running it again
     with the same config resumes a killed run where it stopped; a finished run is not trained
-    again. Nothing is written before every check has passed (see `run_directory`).
+    again (`run_state.next_action` decides). Nothing is written before every check has
+    passed (see `run_directory`).
 
     The learning rate is multiplied by `lr_reduce_factor` after `lr_reduce_patience` epochs
     without a lower validation top-1 error; after `max_lr_reductions` reductions the next such
@@ -209,24 +195,41 @@ def run(config: TrainConfig, *, build_model=None) -> TrainResult:
     source, stats = _open_data(config)
     steps = _steps_per_epoch(config, source)
     chief = _is_chief(distribution)
-    with _prepared_run_directory(config, source, stats, steps, chief) as place:
-        with _dtype_policy(choice.policy):
-            model = _compiled_model(config, source, distribution, towers, build_model)
-            parts = _callbacks(config, model, place, choice)
-            with distribution.scope():
-                epoch, step = parts.backup.restore(place.state)
-            if epoch or step:
-                logging.info("Resuming %s at epoch %d, step %d.", config.model_dir, epoch + 1, step)
-                print(f"Resuming {config.model_dir} at epoch {epoch + 1}, step {step} of {steps}.")
-            data = _Inputs(config, source, stats, steps, distribution)
-            finished = _fit(config, model, parts, data, epoch, step)
-            export_path = _export_best(config, model, parts, place, data, finished)
-    best_logs = parts.best.best_logs
-    if config.verbose:
-        _print_best(best_logs, export_path if chief else None)
-    return TrainResult(
-        parts.backup.history, best_logs, export_path if chief else None, finished, choice.policy
+    with _prepared_run_directory(config, source, stats, steps, choice, chief) as place:
+        action = next_action(place.state, config.epochs)
+        _announce(config, action, steps)
+        final = place.state
+        if action.kind != DONE:
+            with _dtype_policy(choice.policy):
+                model = _compiled_model(config, source, distribution, towers, build_model)
+                parts = _callbacks(config, model, place, action)
+                data = _Inputs(config, source, stats, steps, distribution)
+                ended = action.ended
+                if action.kind == TRAIN:
+                    ended = _fit(config, model, parts, data, place, action)
+                final = _export_best(model, parts, place, data, ended, config.export_dir)
+    result = TrainResult(
+        final.history,
+        final.callbacks["best"]["best_logs"],
+        final.export_path if chief else None,
+        final.finished,
+        choice.policy,
     )
+    if config.verbose:
+        _print_best(result.best_logs, result.export_path)
+    return result
+
+
+def _announce(config: TrainConfig, action: Action, steps: int) -> None:
+    """Says what the run is about to do, when it is not a new run's training."""
+    where = config.model_dir
+    if action.kind == DONE:
+        print(f"{where} holds a finished run ({action.ended}); not training again.")
+    elif action.kind == EXPORT:
+        print(f"{where} finished training ({action.ended}); exporting its best model.")
+    elif action.epoch or action.step:
+        logging.info("Resuming %s at epoch %d, step %d.", where, action.epoch + 1, action.step)
+        print(f"Resuming {where} at epoch {action.epoch + 1}, step {action.step} of {steps}.")
 
 
 def _check_batch_divides(batch_size: int, replicas: int) -> None:
@@ -286,7 +289,7 @@ class _Place:
 
 
 @contextlib.contextmanager
-def _prepared_run_directory(config: TrainConfig, source, stats, steps: int, chief: bool):
+def _prepared_run_directory(config: TrainConfig, source, stats, steps: int, choice, chief: bool):
     """Checks the run directory (writable, locked by this process, its backup readable, the
     settings those of the run it resumes) and only then writes the class names and stats.
 
@@ -295,7 +298,7 @@ def _prepared_run_directory(config: TrainConfig, source, stats, steps: int, chie
     """
     from keras_alexnet import data
 
-    settings, adjustable = _resume_settings(config, source, stats, steps)
+    settings, adjustable = _resume_settings(config, source, stats, steps, choice.policy)
     backup_dir = os.path.join(config.model_dir, run_directory.BACKUP_DIR)
     if chief:
         run_directory.check_writable(config.model_dir)
@@ -308,7 +311,9 @@ def _prepared_run_directory(config: TrainConfig, source, stats, steps: int, chie
         for change in run_directory.check_resume(state, settings, adjustable, config.model_dir):
             print(change)
         # What scripts/export.py, predict.py and evaluate.py need besides best.keras.
-        write_class_names(source.class_names, os.path.join(write_dir, CLASS_NAMES_FILE))
+        run_directory.write_class_names(
+            source.class_names, os.path.join(write_dir, CLASS_NAMES_FILE)
+        )
         data.save_stats(stats, os.path.join(write_dir, STATS_FILE))
         yield _Place(chief, write_dir, backup_dir, state, settings, adjustable)
     finally:
@@ -318,9 +323,12 @@ def _prepared_run_directory(config: TrainConfig, source, stats, steps: int, chie
             shutil.rmtree(write_dir, ignore_errors=True)
 
 
-def _resume_settings(config: TrainConfig, source, stats, steps: int) -> tuple[dict, dict]:
+def _resume_settings(
+    config: TrainConfig, source, stats, steps: int, policy: str
+) -> tuple[dict, dict]:
     """What a resumed run must share with the run it resumes, and what it may change
-    (`run_directory.REQUIRED_SETTINGS`, `ADJUSTABLE_SETTINGS`), as the backup holds them."""
+    (`run_directory.REQUIRED_SETTINGS`, `ADJUSTABLE_SETTINGS`), as the backup holds them.
+    The precision is the policy chosen for this machine, not the `auto` asked for."""
     settings = {
         "dataset": source.name,
         "classes": source.num_classes,
@@ -334,7 +342,10 @@ def _resume_settings(config: TrainConfig, source, stats, steps: int) -> tuple[di
         "momentum": config.momentum,
         "weight_decay": config.weight_decay,
     }
-    adjustable = {key: getattr(config, key) for key in run_directory.ADJUSTABLE_SETTINGS}
+    adjustable = {
+        key: policy if key == "precision" else getattr(config, key)
+        for key in run_directory.ADJUSTABLE_SETTINGS
+    }
     return json.loads(json.dumps(settings)), json.loads(json.dumps(adjustable))
 
 
@@ -383,9 +394,14 @@ class _Callbacks:
     backup: Backup
     all: list
 
+    @property
+    def stateful(self) -> dict:
+        """The callbacks whose counters the backup keeps, by the name it keeps them under."""
+        return {"plateau": self.plateau, "best": self.best}
 
-def _callbacks(config: TrainConfig, model, place: _Place, choice) -> _Callbacks:
-    """The run's callbacks, attached to `model` (the backup restores into them before fit)."""
+
+def _callbacks(config: TrainConfig, model, place: _Place, action: Action) -> _Callbacks:
+    """The run's callbacks, attached to `model`, with the counters of the backup it resumes."""
     plateau = PlateauSchedule(
         config.max_lr_reductions,
         monitor="val_top1_accuracy",  # the same as "validation error stops improving"
@@ -396,19 +412,18 @@ def _callbacks(config: TrainConfig, model, place: _Place, choice) -> _Callbacks:
         verbose=1,
     )
     best = KeepBest(os.path.join(place.write_dir, BEST_MODEL_FILE))
-    backup = Backup(
-        place.backup_dir,
-        stateful={"plateau": plateau, "best": best},
-        settings=place.settings,
-        write_dir=os.path.join(place.write_dir, run_directory.BACKUP_DIR),
-        learning_rate=config.learning_rate,
-        precision=choice.policy,
-        adjustable=place.adjustable,
-    )
+    start = place.state or RunState(0, 0, "", place.settings)
+    start = dataclasses.replace(start, settings=place.settings, adjustable=place.adjustable)
+    backup_dir = os.path.join(place.write_dir, run_directory.BACKUP_DIR)
+    backup = Backup(backup_dir, {"plateau": plateau, "best": best}, start, action.step)
     for callback in (plateau, best, backup):
         callback.set_model(model)
+    for name, callback in backup.stateful.items():
+        if place.state:
+            callback.set_state(place.state.callbacks[name])
     everything = [
-        StopOnNonFiniteLoss(backup.write_dir),
+        StopOnNonFiniteLoss(backup_dir),
+        ResumeEpochMetrics(place.state.metric_state if place.state else None),
         plateau,
         best,
         backup,
@@ -500,20 +515,15 @@ class _Inputs:
         return self.distribution.distribute_datasets_from_function(dataset_fn)
 
 
-def _fit(config: TrainConfig, model, parts: _Callbacks, data: _Inputs, epoch, step) -> str:
-    """Trains from (epoch, step) to the end; returns what ended training ("epochs" or
-    "plateau"). A finished run is not trained again; a larger `epochs` continues it."""
-    backup, plateau, epochs = parts.backup, parts.plateau, config.epochs
-    finished = backup.finished
-    if finished == "epochs" and epoch < epochs:
-        finished = None  # trained to fewer epochs before: go on to the new epochs
-    if finished:
-        print(f"{config.model_dir} holds a finished run ({finished}); not training again.")
-        return finished
-    if data.multi_worker:
-        _prepare_multi_worker(model, data.distribution)
-    backup.finished = backup.export_path = None  # (a finished run given more epochs)
-    with stop_on_sigterm(backup):
+def _fit(config: TrainConfig, model, parts: _Callbacks, data: _Inputs, place, action) -> str:
+    """Restores the backup (if any) and trains from `action`'s (epoch, step) to the end;
+    returns what ended training ("epochs" or "plateau")."""
+    if place.state is not None:
+        with data.distribution.scope():
+            restore(model, place.backup_dir, place.state, config.learning_rate)
+    _build_metrics_before_fit(model, data)
+    epoch, step, epochs = action.epoch, action.step, config.epochs
+    with stop_on_sigterm(parts.backup):
         fit = functools.partial(
             model.fit,
             validation_data=data.validation(),
@@ -522,8 +532,7 @@ def _fit(config: TrainConfig, model, parts: _Callbacks, data: _Inputs, epoch, st
             verbose=config.verbose,
             shuffle=False,  # the datasets shuffle themselves
         )
-        if step and epoch < epochs:  # finish the interrupted epoch first
-            backup.step_offset = step
+        if step:  # finish the interrupted epoch first
             fit(
                 data.train(epoch, step),
                 initial_epoch=epoch,
@@ -531,42 +540,55 @@ def _fit(config: TrainConfig, model, parts: _Callbacks, data: _Inputs, epoch, st
                 steps_per_epoch=data.steps - step,
             )
             epoch += 1
-        if epoch < epochs and not plateau.finished:
+        if epoch < epochs and not parts.plateau.finished:
             fit(
                 data.train(epoch, 0),
                 initial_epoch=epoch,
                 epochs=epochs,
                 steps_per_epoch=data.steps,
             )
-    return "plateau" if plateau.finished else "epochs"
+    return "plateau" if parts.plateau.finished else "epochs"
 
 
-def _prepare_multi_worker(model, distribution) -> None:
-    compat.average_scalar_logs_over_workers()
+def _build_metrics_before_fit(model, data: _Inputs) -> None:
+    """Builds the metrics from an example's shapes, so that `fit` does not build them from
+    a first batch of the training data, which it then reads again from a new iterator.
+
+    That second read is a second iteration of the stream, in another order with other random
+    views: a run resumed at epoch k would train epoch k on the second iteration of epoch k's
+    stream where an uninterrupted run trains on the first (README, "A run is safe to stop").
+    Multi-worker runs need it too (see `compat.build_metrics_from_shapes`), and their scalar
+    logs averaged over the workers.
+    """
     size = model.input_shape[1]
     example = (tf.zeros((1, size, size, 3)), tf.zeros((1,), tf.int32))
-    with distribution.scope():
+    with data.distribution.scope():
         compat.build_metrics_from_shapes(model, example)
+    if data.multi_worker:
+        compat.average_scalar_logs_over_workers()
 
 
-def _export_best(config, model, parts: _Callbacks, place: _Place, data: _Inputs, finished):
-    """Exports the best model (once per finished run) and records it in the backup."""
+def _export_best(model, parts: _Callbacks, place: _Place, data: _Inputs, ended, export_dir):
+    """Exports the best model and records the export in the backup (the chief's run
+    directory; other workers export into their scratch directory). Returns that state."""
     from keras_alexnet import export
 
-    backup = parts.backup
-    if backup.export_path is not None and backup.finished == finished:
-        return backup.export_path
     with data.distribution.scope():
+        if not model.optimizer.built:  # (not restored: a run that only exports)
+            model.optimizer.build(model.trainable_variables)
         model.load_weights(parts.best.path)
     export_path = export.export_saved_model(
         model,
-        config.export_dir if place.chief else os.path.join(place.write_dir, "export"),
+        export_dir if place.chief else os.path.join(place.write_dir, "export"),
         class_names=data.source.class_names,
         stats=data.stats,
     )
+    final = dataclasses.replace(
+        parts.backup.last or place.state, finished=ended, export_path=export_path
+    )
     if place.chief:
-        backup.mark_finished(finished, export_path)
-    return export_path
+        run_directory.write_state(place.backup_dir, final)
+    return final
 
 
 def _print_best(best_logs: dict, export_path: str | None) -> None:

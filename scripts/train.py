@@ -9,7 +9,6 @@ run from its backup in --model_dir. SIGTERM saves and exits with status 143; a N
 stops with status 1 and keeps the last backup.
 """
 
-import dataclasses
 import os
 import sys
 
@@ -17,33 +16,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 
 from absl import app, flags  # noqa: E402
 
-from keras_alexnet import run_directory, training  # noqa: E402
-from keras_alexnet.config import TrainConfig  # noqa: E402
+from keras_alexnet import config, run_directory, training  # noqa: E402
 
 FLAGS = flags.FLAGS
-_DEFINE = {
-    "string": flags.DEFINE_string,
-    "integer": flags.DEFINE_integer,
-    "float": flags.DEFINE_float,
-    "bool": flags.DEFINE_bool,
-    "list": flags.DEFINE_list,
-}
-
-
-def _define_flags():
-    """One flag per `TrainConfig` field, with its default, help and bounds."""
-    for field in dataclasses.fields(TrainConfig):
-        meta = field.metadata
-        if meta["kind"] == "enum":
-            flags.DEFINE_enum(field.name, field.default, list(meta["choices"]), meta["help"])
-            continue
-        bounds = {}
-        if meta["kind"] in ("integer", "float"):
-            bounds = {"lower_bound": meta.get("minimum"), "upper_bound": meta.get("maximum")}
-        _DEFINE[meta["kind"]](field.name, field.default, meta["help"], **bounds)
-
-
-_define_flags()
+config.define_flags(FLAGS)
 flags.DEFINE_integer(
     "logical_cpus",
     None,
@@ -52,28 +28,13 @@ flags.DEFINE_integer(
 )
 
 
-def config_from_flags() -> TrainConfig:
-    """The run's config: every field from its flag, paths with ~ expanded."""
-    values = {}
-    for field in dataclasses.fields(TrainConfig):
-        value = FLAGS[field.name].value
-        if field.metadata["kind"] == "list" and value is not None:
-            value = tuple(value)
-        elif field.metadata["kind"] == "string" and value and field.name.endswith("_dir"):
-            value = os.path.expanduser(value)
-        values[field.name] = value
-    if values["stats"]:
-        values["stats"] = os.path.expanduser(values["stats"])
-    return TrainConfig(**values)
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if FLAGS.logical_cpus:
         training.use_logical_cpus(FLAGS.logical_cpus)
     try:
-        training.run(config_from_flags())
+        training.run(config.config_from_flags(FLAGS))
     except (training.SettingsError, run_directory.RunDirectoryError) as error:
         # Library errors name the setting, which is the flag of the same name.
         print(f"ERROR: {error}", file=sys.stderr)

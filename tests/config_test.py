@@ -1,6 +1,7 @@
 """TrainConfig: the paper's defaults, one check per field, JSON round trip."""
 
 import dataclasses
+import os
 
 import pytest
 
@@ -56,3 +57,44 @@ def test_json_round_trip_and_unknown_settings():
         TrainConfig.from_json('{"epoch": 3}')
     with pytest.raises(TypeError, match="epoch"):
         TrainConfig(epoch=3)
+
+
+def _parsed(*argv):
+    from absl import flags
+
+    from keras_alexnet.config import config_from_flags, define_flags
+
+    flag_values = flags.FlagValues()
+    define_flags(flag_values)
+    flag_values(["train.py", *argv])
+    return config_from_flags(flag_values)
+
+
+def test_flags_give_the_config_they_name():
+    config = _parsed("--batch_size=8", "--tower_devices=/cpu:0,/cpu:1", "--model_dir=~/r")
+    assert config == TrainConfig(
+        batch_size=8,
+        tower_devices=("/cpu:0", "/cpu:1"),
+        model_dir=os.path.expanduser("~/r"),
+    )
+    assert _parsed() == TrainConfig()  # the flags' defaults are the config's
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        # absl's own checks: the flag's kind, bounds and choices.
+        ("--batch_size=0", "batch_size"),
+        ("--strategy=pipeline", "strategy"),
+        ("--mixed_precision=fp8", "mixed_precision"),
+        ("--momentum=1.5", "momentum"),
+        ("--epochs=zero", "epochs"),
+        # TrainConfig.validate's: limits absl has no words for.
+        ("--lr_reduce_factor=10", "lr_reduce_factor"),
+    ],
+)
+def test_each_bad_flag_is_named(flag, message):
+    from absl import flags
+
+    with pytest.raises((flags.Error, SettingsError), match=message):
+        _parsed(flag).validate()

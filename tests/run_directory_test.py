@@ -13,6 +13,7 @@ import pytest
 
 from keras_alexnet import run_directory
 from keras_alexnet.run_directory import RunDirectoryError, RunLock
+from keras_alexnet.run_state import RunState
 from tests.conftest import encode, write
 
 
@@ -69,9 +70,11 @@ def test_the_lock_of_a_killed_process_is_taken_over(tmp_path):
         pass
 
 
-def _write_backup(backup_dir, settings, adjustable=None, weights="epoch0001.weights.h5"):
+def _write_backup(
+    backup_dir, settings, adjustable=None, weights="epoch0001.weights.h5", extra=None
+):
     os.makedirs(backup_dir, exist_ok=True)
-    state = {"epoch": 1, "step": 0, "weights": weights, "settings": settings}
+    state = {"epoch": 1, "step": 0, "weights": weights, "settings": settings, **(extra or {})}
     if adjustable is not None:
         state["adjustable"] = adjustable
     with open(os.path.join(backup_dir, "state.json"), "w") as f:
@@ -84,7 +87,7 @@ def test_a_damaged_backup_is_one_error_naming_it(tmp_path):
     backup = str(tmp_path / "backup")
     assert run_directory.read_state(backup) is None
     _write_backup(backup, {"seed": 0})
-    assert run_directory.read_state(backup)["settings"] == {"seed": 0}
+    assert run_directory.read_state(backup).settings == {"seed": 0}
     state_file = tmp_path / "backup" / "state.json"
     state_file.write_text(state_file.read_text()[:25])
     with pytest.raises(RunDirectoryError, match=r"state.json is damaged.*JSONDecodeError.*Move "):
@@ -101,7 +104,7 @@ def test_a_damaged_backup_is_one_error_naming_it(tmp_path):
 
 def test_resume_requires_the_settings_that_change_the_result():
     saved = {"seed": 0, "dropout_rate": 0.5, "stats": {"mean_rgb": [1, 2, 3]}}
-    state = {"settings": saved, "adjustable": {"epochs": 5, "strategy": "mirrored"}}
+    state = RunState(1, 0, "w.h5", saved, adjustable={"epochs": 5, "strategy": "mirrored"})
     now = dict(saved, stats={"mean_rgb": [1, 2, 4]}, dropout_rate=0.0, batch_size=8)
     with pytest.raises(
         RunDirectoryError,
@@ -116,6 +119,37 @@ def test_resume_requires_the_settings_that_change_the_result():
         "epochs changed from 5 to 9."
     ]
     assert run_directory.check_resume(None, same, {}, "R") == []
+
+
+def test_a_new_learning_rate_or_precision_on_resume_is_announced():
+    """The variables are float32 under every policy: a run started on a CPU with bfloat16
+    (auto: mixed_bfloat16) may go on on one without (auto: float32)."""
+    state = RunState(1, 0, "w.h5", {}, adjustable={"learning_rate": 0.01, "precision": "x"})
+    now = {"learning_rate": 0.001, "precision": "float32"}
+    assert run_directory.check_resume(state, {}, now, "R") == [
+        "learning_rate changed from 0.01 to 0.001.",
+        "precision changed from 'x' to 'float32'.",
+    ]
+
+
+def test_state_files_of_older_backups_still_resume(tmp_path):
+    """Before the learning rate and precision were adjustable settings they were kept at the
+    top of state.json; keys a backup does not know are ignored."""
+    backup = str(tmp_path / "backup")
+    _write_backup(backup, {"seed": 0}, extra={"learning_rate": 0.01, "precision": None, "x": 1})
+    state = run_directory.read_state(backup)
+    assert state.adjustable == {"learning_rate": 0.01}
+    assert (state.epoch, state.step, state.finished) == (1, 0, None)
+
+
+def test_a_state_round_trips_through_its_file(tmp_path):
+    state = RunState(
+        3, 7, "w.weights.h5", {"seed": 1}, {"epochs": 9}, [{"epoch": 1}], [[1, 2]], {"a": {}}
+    )
+    run_directory.write_state(str(tmp_path), state)
+    (tmp_path / "w.weights.h5").write_bytes(b"")
+    assert run_directory.read_state(str(tmp_path)) == state
+    assert sorted(os.listdir(tmp_path)) == ["state.json", "w.weights.h5"]  # no temporary
 
 
 def test_a_refused_resume_writes_nothing(tmp_path):

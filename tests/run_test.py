@@ -4,11 +4,13 @@ network and the real scripts are run end to end in train_script_test.py."""
 
 import hashlib
 import os
+import signal
 
 import pytest
 
+from keras_alexnet import run_directory
 from keras_alexnet.config import TrainConfig
-from keras_alexnet.training import NonFiniteLoss, run
+from keras_alexnet.training import NonFiniteLoss, TrainingInterrupted, run
 from tests.stand_in import small_alexnet
 
 
@@ -73,3 +75,77 @@ def test_a_plateau_after_the_last_reduction_ends_training(folder, tmp_path):
     )
     assert result.finished == "plateau"
     assert len(result.history) == 2
+
+
+class _Killed(BaseException):
+    """Stands for a SIGKILL: nothing after it runs (not even `except Exception`)."""
+
+
+def _interrupt_at(monkeypatch, epoch, step, how):
+    """Makes the next run stop at `step` (1-based) of `epoch` (0-based): `how` "kill" raises
+    there, as a SIGKILL would end the process; "term" sends this process a real SIGTERM."""
+    from keras_alexnet.callbacks import Backup
+
+    original = Backup.on_train_batch_end
+
+    def interrupted(self, batch, logs=None):
+        if (self.epoch, self.step_offset + batch + 1) == (epoch, step):
+            monkeypatch.setattr(Backup, "on_train_batch_end", original)  # once
+            if how == "kill":
+                raise _Killed
+            os.kill(os.getpid(), signal.SIGTERM)
+        original(self, batch, logs)
+
+    monkeypatch.setattr(Backup, "on_train_batch_end", interrupted)
+
+
+@pytest.mark.parametrize("how", ["kill", "term"])
+def test_an_interrupted_run_resumes_exactly_as_if_uninterrupted(folder, tmp_path, monkeypatch, how):
+    """Interrupted in epoch 2 of 3 (by a stand-in for SIGKILL, or by a real SIGTERM), then run
+    again: the history, learning rates (reduced by the plateau schedule), final weights and
+    best model equal those of an uninterrupted run, bit for bit."""
+    settings = dict(epochs=3, lr_reduce_patience=1, max_lr_reductions=5, learning_rate=0.05)
+    reference = _run(folder, tmp_path / "reference", **settings)
+    _interrupt_at(monkeypatch, epoch=1, step=2, how=how)
+    with pytest.raises(_Killed if how == "kill" else TrainingInterrupted):
+        _run(folder, tmp_path / how, **settings)
+    state = run_directory.read_state(str(tmp_path / how / "run" / "backup"))
+    assert (state.epoch, state.step) == ((1, 0) if how == "kill" else (1, 2))
+    resumed = _run(folder, tmp_path / how, **settings)
+    assert resumed.history == reference.history
+    assert len({row["learning_rate"] for row in resumed.history}) > 1  # the schedule acted
+    assert resumed.best_logs == reference.best_logs
+    for name in ("backup/epoch0003-step00000000.weights.h5", "best.keras"):
+        want, got = (tmp_path / run / "run" / name for run in ("reference", how))
+        assert _weights(got) == _weights(want), name
+
+
+def _weights(path):
+    import keras
+
+    from tests.stand_in import small_alexnet
+
+    model = small_alexnet(3)
+    if str(path).endswith(".keras"):
+        model = keras.saving.load_model(path)
+    else:
+        model.load_weights(path, skip_mismatch=True)  # (the file also holds the optimizer)
+    return [w.tobytes() for w in model.get_weights()]
+
+
+def test_a_run_killed_between_training_and_export_exports(folder, tmp_path, monkeypatch, capsys):
+    """The backup says training ended but records no export: the next run only exports."""
+    from keras_alexnet import export
+
+    def killed(*args, **kwargs):
+        raise _Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(export, "export_saved_model", killed)
+        with pytest.raises(_Killed):
+            _run(folder, tmp_path)
+    assert not os.path.exists(tmp_path / "export")
+    result = _run(folder, tmp_path)
+    assert "finished training (epochs); exporting its best model" in capsys.readouterr().out
+    assert result.export_path == str(tmp_path / "export" / "1")
+    assert (len(result.history), result.finished) == (1, "epochs")

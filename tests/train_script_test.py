@@ -2,6 +2,7 @@
 
 A full AlexNet (57M parameters at 3 classes) trains a few steps of batch 4 on a small image
 folder; every run also writes its 455 MB backup and best model, so these tests take a while.
+The behaviours of a run that do not need the real script or network are in run_test.py.
 """
 
 import csv
@@ -15,7 +16,7 @@ import time
 
 import pytest
 
-from tests.conftest import REPO_ROOT, run_python, write
+from tests.conftest import REPO_ROOT, run_python
 
 QUIET = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
 
@@ -72,7 +73,7 @@ def test_quickstart_recipe_end_to_end(tmp_path, shapes_data_dir):
 
     policy = choose_precision("auto").policy
     assert f"Training in precision {policy} (auto: " in result.stdout
-    assert _state(tmp_path / "run")["precision"] == policy
+    assert _state(tmp_path / "run")["adjustable"]["precision"] == policy
     export = tmp_path / "export" / "1"
     assert f"Exported to {export}" in result.stdout
     assert "validation top-1 accuracy" in result.stdout
@@ -88,31 +89,20 @@ def test_quickstart_recipe_end_to_end(tmp_path, shapes_data_dir):
     assert names[:3] == ["circle", "ellipse", "triangle"] and len(names) == 10
     assert (tmp_path / "run" / "stats.json").exists()
 
-    # The exported SavedModel computes what the best model computes.
-    check = f"""
-import numpy as np, tensorflow as tf, keras, keras_alexnet
-from keras_alexnet.data import IMAGENET_STATS
-model = keras.saving.load_model({str(tmp_path / "run" / "best.keras")!r})
-served = tf.saved_model.load({str(export)!r}).signatures["predict_images"]
-x = np.random.default_rng(0).uniform(0, 255, (2, 227, 227, 3)).astype("float32")
-want = model(x - np.float32(IMAGENET_STATS.mean_rgb)).numpy()
-# mixed_bfloat16: graph and eager kernels round differently
-np.testing.assert_allclose(served(images=x)["probabilities"].numpy(), want, atol=2e-3)
-"""
-    result = run_python(["-c", check], env=QUIET)
-    assert result.returncode == 0, result.stderr[-3000:]
+    # The exported SavedModel computes what the best model computes. (Running the command
+    # again, and with more epochs: run_test.py, in-process.)
+    import keras
+    import numpy as np
+    import tensorflow as tf
 
-    # The same command again: the run is finished, nothing is trained or exported again.
-    result = _train(args)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "not training again" in result.stdout
-    assert os.listdir(tmp_path / "export") == ["1"]
+    from keras_alexnet.data import IMAGENET_STATS
 
-    # More epochs continue the finished run and export the next version.
-    result = _train([*args, "--epochs=3"])
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"Exported to {tmp_path / 'export' / '2'}" in result.stdout
-    assert [row["epoch"] for row in _history(tmp_path / "run")] == ["1", "2", "3"]
+    model = keras.saving.load_model(str(tmp_path / "run" / "best.keras"))
+    served = tf.saved_model.load(str(export)).signatures["predict_images"]
+    x = np.random.default_rng(0).uniform(0, 255, (2, 227, 227, 3)).astype("float32")
+    want = model(x - np.float32(IMAGENET_STATS.mean_rgb)).numpy()
+    # mixed_bfloat16: graph and eager kernels round differently
+    np.testing.assert_allclose(served(images=x)["probabilities"].numpy(), want, atol=2e-3)
 
 
 def _start(args):
@@ -141,19 +131,14 @@ def _interrupt_in_epoch_2(args, sig):
 
 
 @pytest.mark.slow
-def test_killed_and_terminated_runs_resume_as_if_uninterrupted(folder, tmp_path):
-    """SIGKILL or SIGTERM during epoch 2 of 3, then the same command: the history is complete,
-    and the learning rate (reduced on plateaus) and the metrics equal an uninterrupted run's."""
-    # A plateau schedule that acts within 3 epochs: patience 1, unlimited reductions.
-    common = dict(epochs=3, steps_per_epoch=4, lr_reduce_patience=1, max_lr_reductions=5)
-
-    reference = _train(_flags(folder, tmp_path / "reference", **common))
-    assert reference.returncode == 0, reference.stderr[-3000:]
-    expected = _history(tmp_path / "reference" / "run")
-    assert [row["epoch"] for row in expected] == ["1", "2", "3"]
-
+def test_killed_and_terminated_runs_resume(folder, tmp_path):
+    """The real script and network: SIGKILL or SIGTERM during epoch 2 of 2, then the same
+    command resumes where the backup is, completes the history and exports. That the resumed
+    run computes what an uninterrupted one does, bit for bit, is run_test.py's test (a
+    stand-in network, in-process): this network's CPU kernels are not bit-reproducible from
+    run to run (README, "A run is safe to stop")."""
     for name, sig in (("killed", signal.SIGKILL), ("terminated", signal.SIGTERM)):
-        args = _flags(folder, tmp_path / name, **common)
+        args = _flags(folder, tmp_path / name, epochs=2, steps_per_epoch=4)
         code, output = _interrupt_in_epoch_2(args, sig)
         state = _state(tmp_path / name / "run")
         if sig == signal.SIGKILL:
@@ -163,6 +148,7 @@ def test_killed_and_terminated_runs_resume_as_if_uninterrupted(folder, tmp_path)
             assert code == 143, output[-3000:]
             if "Stopped by SIGTERM at step" in output:  # saved mid-epoch
                 assert state["epoch"] == 1 and state["step"] >= 1
+                assert state["metric_state"]  # the epoch's running metrics, to go on with
             else:  # the signal came in epoch 2's last step (fast CPUs): saved after it
                 assert "Stopped by SIGTERM after epoch 2" in output, output[-3000:]
                 assert (state["epoch"], state["step"]) == (2, 0)
@@ -170,34 +156,42 @@ def test_killed_and_terminated_runs_resume_as_if_uninterrupted(folder, tmp_path)
 
         resumed = _train(args)
         assert resumed.returncode == 0, resumed.stderr[-3000:]
-        where = f"at epoch {state['epoch'] + 1}, step {state['step']}"
-        assert f"Resuming {tmp_path / name / 'run'} {where}" in resumed.stdout
-        history = _history(tmp_path / name / "run")
-        assert [row["epoch"] for row in history] == ["1", "2", "3"]
-        for got, want in zip(history, expected, strict=True):
-            # The learning rate, decided by the plateau schedule from the restored counters,
-            # is exact. The metrics get tolerances: these runs are not bit-identical to the
-            # reference (a known defect, see README "A run is safe to stop"). The training loss
-            # differed by up to 3% here, 2026-11-23, and in one run also in an epoch finished
-            # before a SIGTERM, so not only after a resume; in one CI run of 4 the top-1
-            # accuracy on the 3 validation images differed by one image (2/3 for 3/3).
-            assert got["learning_rate"] == want["learning_rate"], (name, got["epoch"])
-            accuracy_change = abs(
-                float(got["val_top1_accuracy"]) - float(want["val_top1_accuracy"])
-            )
-            assert accuracy_change <= 1 / 3 + 1e-6, (name, got["epoch"])
-            assert float(got["loss"]) == pytest.approx(float(want["loss"]), rel=6e-2), name
-            # val_loss over 3 images: one CI run saw 3.4% apart after a SIGTERM resume (two
-            # others within 2%), with the same learning rates and accuracies.
-            assert float(got["val_loss"]) == pytest.approx(float(want["val_loss"]), rel=1e-1)
-        assert _state(tmp_path / name / "run")["finished"] == "epochs"
+        if state["epoch"] < 2:
+            where = f"at epoch {state['epoch'] + 1}, step {state['step']}"
+            assert f"Resuming {tmp_path / name / 'run'} {where} of 4." in resumed.stdout
+        else:
+            assert "finished training (epochs); exporting its best model" in resumed.stdout
+        assert [row["epoch"] for row in _history(tmp_path / name / "run")] == ["1", "2"]
+        final = _state(tmp_path / name / "run")
+        assert (final["epoch"], final["step"], final["finished"]) == (2, 0, "epochs")
+        assert final["export_path"] == str(tmp_path / name / "export" / "1")
+        assert os.listdir(tmp_path / name / "export") == ["1"]
 
 
-@pytest.mark.slow
+TOWERS_RUN = """
+import sys
+from keras_alexnet.config import TrainConfig
+from keras_alexnet.training import run, use_logical_cpus
+from tests.stand_in import small_alexnet
+use_logical_cpus(2)
+folder, tmp = sys.argv[1:]
+result = run(
+    TrainConfig(dataset="image_folder", image_dir=folder, model_dir=tmp + "/run",
+                export_dir=tmp + "/export", epochs=1, steps_per_epoch=2, batch_size=4,
+                strategy="towers", mixed_precision="none", verbose=0),
+    build_model=lambda **kw: small_alexnet(**kw),
+)
+print("exported", result.export_path)
+"""
+
+
 def test_towers_on_two_logical_cpus_trains(folder, tmp_path):
-    args = _flags(folder, tmp_path, epochs=1, strategy="towers", logical_cpus=2)
-    result = _train(args)
+    """strategy="towers" through `training.run` (the stand-in network: the real one's tower
+    placement is tests/layers/device_placement_test.py). Logical CPUs must be set before
+    TensorFlow starts, hence a process of its own."""
+    result = run_python(["-c", TOWERS_RUN, folder, str(tmp_path)], env=QUIET)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert f"exported {tmp_path / 'export' / '1'}" in result.stdout
     assert (tmp_path / "export" / "1" / "saved_model.pb").exists()
 
 
@@ -244,16 +238,12 @@ def test_multi_worker_on_localhost_only_the_chief_writes(folder, tmp_path):
     "flag, message",
     [
         ("--batch_size=0", "batch_size"),
-        ("--strategy=pipeline", "strategy"),
-        ("--mixed_precision=fp8", "mixed_precision"),
-        ("--lr_reduce_factor=10", "lr_reduce_factor"),
-        ("--momentum=1.5", "momentum"),
-        ("--tower_devices=/cpu:0,/cpu:0", "tower_devices"),
-        ("--epochs=zero", "epochs"),
         ("--dataset=alexnet_shapes", "image_dir is not used by dataset='alexnet_shapes'"),
     ],
 )
 def test_bad_flag_exits_non_zero_naming_it(folder, tmp_path, flag, message):
+    """The script's two error paths: absl's own flag checks, and the library's
+    (SettingsError). Every bad flag is checked in-process in config_test.py."""
     result = _train([*_flags(folder, tmp_path), flag], timeout=300)
     assert result.returncode != 0
     assert message in result.stderr
@@ -269,17 +259,10 @@ def test_batch_not_divisible_over_replicas_is_an_error(folder, tmp_path):
 
 
 def test_an_unusable_run_directory_is_one_line(folder, tmp_path):
-    """Issue 13, defect 6: these were tracebacks (FileExistsError, JSONDecodeError)."""
+    """Issue 13, defect 6: this was a traceback (FileExistsError)."""
     (tmp_path / "run").write_text("a file")
     result = _train(_flags(folder, tmp_path), timeout=300)
     assert result.returncode == 1
     assert "ERROR: --model_dir" in result.stderr and "is a file, not a directory" in result.stderr
     assert "Traceback" not in result.stderr
-
-    os.remove(tmp_path / "run")
-    write(f"{tmp_path}/run/backup/state.json", b'{"epoch": 1, "st')
-    result = _train(_flags(folder, tmp_path), timeout=300)
-    assert result.returncode == 1
-    assert "state.json is damaged and cannot be resumed" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert sorted(os.listdir(tmp_path / "run")) == [".lock", "backup"]
+    # (A damaged backup: run_directory_test.py, in-process.)

@@ -133,21 +133,33 @@ def test_plateau_schedule_state_round_trips():
 # --- the backup --------------------------------------------------------------------------------
 
 
-def _backup(model, directory, settings=None, precision="float32"):
+def _backup(model, directory, first_step=0):
+    from keras_alexnet.run_state import RunState
     from keras_alexnet.training import Backup, KeepBest, PlateauSchedule
 
     plateau = PlateauSchedule(3, monitor="val_top1_accuracy", mode="max")
     best = KeepBest(os.path.join(directory, "best.keras"))
+    start = RunState(0, 0, "", {"batch_size": 4}, adjustable={"learning_rate": 0.01})
     backup = Backup(
-        os.path.join(directory, "backup"),
-        stateful={"plateau": plateau, "best": best},
-        settings=settings or {"batch_size": 4},
-        learning_rate=0.01,
-        precision=precision,
+        os.path.join(directory, "backup"), {"plateau": plateau, "best": best}, start, first_step
     )
     for callback in (plateau, best, backup):
         callback.set_model(model)
     return backup
+
+
+def _restore(model, directory, learning_rate=0.01):
+    """What `training.run` does on resume: the backup into the model, the counters into the
+    callbacks (which a new `_backup` makes)."""
+    from keras_alexnet import run_directory
+    from keras_alexnet.training import restore
+
+    state = run_directory.read_state(os.path.join(directory, "backup"))
+    restore(model, os.path.join(directory, "backup"), state, learning_rate)
+    callbacks = _backup(model, directory)
+    for name, callback in callbacks.stateful.items():
+        callback.set_state(state.callbacks[name])
+    return state, callbacks
 
 
 def test_backup_restores_weights_optimizer_and_counters(tmp_path):
@@ -160,30 +172,26 @@ def test_backup_restores_weights_optimizer_and_counters(tmp_path):
     saved = [v.numpy().copy() for v in model.variables + model.optimizer.variables]
 
     restored_model = _compiled_linear()
-    restored = _backup(restored_model, str(tmp_path))
-    assert restored.restore() == (1, 0)
+    state, restored = _restore(restored_model, str(tmp_path))
+    assert (state.epoch, state.step) == (1, 0)
     now = restored_model.variables + restored_model.optimizer.variables
     for want, got in zip(saved, now, strict=True):
         np.testing.assert_array_equal(got.numpy(), want)  # includes momentum and iterations
     assert restored.stateful["plateau"].wait == 2
     assert restored.stateful["plateau"].reductions == 1
-    assert restored.history == [{"epoch": 1, "loss": 1.5, "val_top1_accuracy": 0.25}]
-    with open(tmp_path / "backup" / "state.json") as f:
-        assert json.load(f)["settings"] == {"batch_size": 4}  # for run_directory.check_resume
+    assert state.history == [{"epoch": 1, "loss": 1.5, "val_top1_accuracy": 0.25}]
+    assert state.settings == {"batch_size": 4}  # for run_directory.check_resume
 
 
-def test_a_resume_in_another_precision_goes_on_and_says_so(tmp_path, capsys):
-    """The variables are float32 under every policy: a run started on a CPU with bfloat16
-    (auto: mixed_bfloat16) may go on on one without (auto: float32), announced."""
-    backup = _backup(_compiled_linear(), str(tmp_path), precision="mixed_bfloat16")
-    backup.on_epoch_end(0, {"loss": 1.0})
-    with open(tmp_path / "backup" / "state.json") as f:
-        assert json.load(f)["precision"] == "mixed_bfloat16"
-    capsys.readouterr()
-    assert _backup(_compiled_linear(), str(tmp_path)).restore() == (1, 0)
-    assert "precision changed from mixed_bfloat16 to float32" in capsys.readouterr().out
-    assert _backup(_compiled_linear(), str(tmp_path), precision="mixed_bfloat16").restore()
-    assert "precision changed" not in capsys.readouterr().out
+def test_a_new_learning_rate_replaces_the_backups_reduced_one(tmp_path):
+    model = _compiled_linear()
+    model.optimizer.learning_rate = 0.001  # the plateau schedule reduced 0.01
+    _backup(model, str(tmp_path)).on_epoch_end(0, {"loss": 1.0})
+    same, other = _compiled_linear(0.01), _compiled_linear(0.05)  # (the run's --learning_rate)
+    _restore(same, str(tmp_path), learning_rate=0.01)
+    assert float(same.optimizer.learning_rate) == pytest.approx(0.001)  # kept as reduced
+    _restore(other, str(tmp_path), learning_rate=0.05)
+    assert float(other.optimizer.learning_rate) == pytest.approx(0.05)
 
 
 def test_sigterm_in_the_last_step_of_an_epoch_stops_after_the_epoch(tmp_path):
@@ -221,8 +229,8 @@ def test_a_save_that_dies_midway_leaves_the_previous_backup(tmp_path, monkeypatc
     with pytest.raises(KeyboardInterrupt):
         backup.on_epoch_end(1, {"loss": 0.5})
     assert sorted(os.listdir(tmp_path / "backup")) == files  # no temporary file left either
-    restored = _backup(_compiled_linear(), str(tmp_path))
-    assert restored.restore() == (1, 0)
+    state, _ = _restore(_compiled_linear(), str(tmp_path))
+    assert (state.epoch, state.step) == (1, 0)
 
 
 def test_non_finite_loss_raises_before_anything_is_saved():
@@ -405,13 +413,13 @@ def test_one_step_under_each_precision_policy_makes_the_same_update():
 
 def test_class_names_that_would_not_read_back_are_refused(tmp_path):
     from keras_alexnet.prediction import read_class_names
-    from keras_alexnet.training import SettingsError, write_class_names
+    from keras_alexnet.run_directory import RunDirectoryError, write_class_names
 
     path = str(tmp_path / "class_names.txt")
     write_class_names(["cat", "dog house", "ü"], path)
     assert read_class_names(path) == ["cat", "dog house", "ü"]
     for bad in ("two\nlines", " padded", ""):
-        with pytest.raises(SettingsError, match="cannot be kept one per line"):
+        with pytest.raises(RunDirectoryError, match="cannot be kept one per line"):
             write_class_names(["cat", bad], path)
     assert read_class_names(path) == ["cat", "dog house", "ü"]  # the file is untouched
 
