@@ -35,9 +35,11 @@ def build_metrics_from_shapes(model, data_batch) -> None:
     """Builds a compiled model's metrics from one example batch, and stops `fit` from building
     them again from its first (distributed) batch.
 
-    Keras 3 builds the metrics from a first input batch averaged over the replicas
-    (`_maybe_symbolic_build`), which MultiWorkerMirroredStrategy cannot do eagerly ("Attempt
-    to convert a value (PerReplica...)"). Call it in the strategy's scope.
+    Under a strategy, Keras 3's `fit` and `evaluate` read a first batch of their data to build
+    the metrics (`_maybe_symbolic_build`) and then iterate the data again from the start: a
+    dataset that reshuffles on every iteration trains on its second pass, not its first.
+    MultiWorkerMirroredStrategy also cannot average that batch over the replicas eagerly
+    ("Attempt to convert a value (PerReplica...)"). Call it in the strategy's scope.
     """
     model._symbolic_build(data_batch=data_batch)
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None

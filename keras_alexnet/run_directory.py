@@ -35,6 +35,7 @@ except ImportError:  # Windows: no flock; runs are not locked there
 BEST_MODEL_FILE = "best.keras"
 CLASS_NAMES_FILE = "class_names.txt"
 STATS_FILE = "stats.json"
+HISTORY_FILE = "training_log.csv"
 BACKUP_DIR = "backup"
 STATE_FILE = "state.json"
 LOCK_FILE = ".lock"

@@ -427,7 +427,7 @@ def _callbacks(config: TrainConfig, model, place: _Place, action: Action) -> _Ca
         plateau,
         best,
         backup,
-        CsvHistory(os.path.join(place.write_dir, "training_log.csv"), backup),
+        CsvHistory(os.path.join(place.write_dir, run_directory.HISTORY_FILE), backup),
         keras.callbacks.TensorBoard(os.path.join(place.write_dir, "logs"), profile_batch=0),
     ]
     return _Callbacks(plateau, best, backup, everything)
@@ -588,6 +588,8 @@ def _export_best(model, parts: _Callbacks, place: _Place, data: _Inputs, ended, 
     )
     if place.chief:
         run_directory.write_state(place.backup_dir, final)
+        # (Complete also when the last epoch's CSV row was not written: SIGTERM after it.)
+        write_csv(final.history, os.path.join(place.write_dir, run_directory.HISTORY_FILE))
     return final
 
 

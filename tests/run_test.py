@@ -149,3 +149,25 @@ def test_a_run_killed_between_training_and_export_exports(folder, tmp_path, monk
     assert "finished training (epochs); exporting its best model" in capsys.readouterr().out
     assert result.export_path == str(tmp_path / "export" / "1")
     assert (len(result.history), result.finished) == (1, "epochs")
+
+
+def test_a_sigterm_after_the_last_epoch_still_completes_the_history(folder, tmp_path):
+    """SIGTERM during the last epoch's last step stops after the epoch is saved, before the
+    history file has its row; the run that then only exports writes it."""
+    import csv
+
+    from keras_alexnet.callbacks import Backup
+
+    original = Backup.on_epoch_end
+
+    def stop_first(self, epoch, logs=None):
+        self.request_stop()
+        original(self, epoch, logs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Backup, "on_epoch_end", stop_first)
+        with pytest.raises(TrainingInterrupted, match="after epoch 1"):
+            _run(folder, tmp_path)
+    _run(folder, tmp_path)
+    with open(tmp_path / "run" / "training_log.csv") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["1"]

@@ -138,7 +138,7 @@ def test_killed_and_terminated_runs_resume(folder, tmp_path):
     stand-in network, in-process): this network's CPU kernels are not bit-reproducible from
     run to run (README, "A run is safe to stop")."""
     for name, sig in (("killed", signal.SIGKILL), ("terminated", signal.SIGTERM)):
-        args = _flags(folder, tmp_path / name, epochs=2, steps_per_epoch=4)
+        args = _flags(folder, tmp_path / name, epochs=2, steps_per_epoch=3)
         code, output = _interrupt_in_epoch_2(args, sig)
         state = _state(tmp_path / name / "run")
         if sig == signal.SIGKILL:
@@ -158,7 +158,7 @@ def test_killed_and_terminated_runs_resume(folder, tmp_path):
         assert resumed.returncode == 0, resumed.stderr[-3000:]
         if state["epoch"] < 2:
             where = f"at epoch {state['epoch'] + 1}, step {state['step']}"
-            assert f"Resuming {tmp_path / name / 'run'} {where} of 4." in resumed.stdout
+            assert f"Resuming {tmp_path / name / 'run'} {where} of 3." in resumed.stdout
         else:
             assert "finished training (epochs); exporting its best model" in resumed.stdout
         assert [row["epoch"] for row in _history(tmp_path / name / "run")] == ["1", "2"]
