@@ -75,7 +75,7 @@ def build(policy, classes=1000):
     import keras
 
     from keras_alexnet import AlexNet
-    from keras_alexnet.training import apply_weight_decay, paper_optimizer
+    from keras_alexnet.recipe import apply_weight_decay, paper_optimizer
 
     keras.mixed_precision.set_global_policy(policy)
     model = AlexNet(classes=classes)

@@ -2,7 +2,8 @@
 by `restore` and `ResumeEpochMetrics`), saving on SIGTERM (`stop_on_sigterm`), stopping on a
 NaN loss (`StopOnNonFiniteLoss`), the paper's learning-rate plateaus (`PlateauSchedule`), the
 best model (`KeepBest`) and the history (`CsvHistory`). Every file is written under a
-temporary name and renamed (`run_directory.atomic_save`).
+temporary name and renamed (`run_directory.atomic_save`). `run_callbacks` makes a run's set,
+with the counters of the backup it resumes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import keras
 import numpy as np
 
 from keras_alexnet import compat, run_directory
+from keras_alexnet.config import TrainConfig
 from keras_alexnet.run_state import RunState
 
 
@@ -321,3 +323,49 @@ def stop_on_sigterm(backup: Backup):
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@dataclasses.dataclass
+class RunCallbacks:
+    """A run's callbacks: the three it consults by name, and all of them in `fit`'s order."""
+
+    plateau: PlateauSchedule
+    best: KeepBest
+    backup: Backup
+    all: list
+
+
+def run_callbacks(
+    config: TrainConfig, model: keras.Model, place: run_directory.RunPlace, first_step: int
+) -> RunCallbacks:
+    """The run's callbacks, attached to `model`, with the counters of the backup it resumes
+    (`place.state`); `first_step` is the steps already done in the epoch it starts in."""
+    plateau = PlateauSchedule(
+        config.max_lr_reductions,
+        monitor="val_top1_accuracy",  # the same as "validation error stops improving"
+        mode="max",
+        factor=config.lr_reduce_factor,
+        patience=config.lr_reduce_patience,
+        min_delta=0.0,
+        verbose=1,
+    )
+    best = KeepBest(os.path.join(place.write_dir, run_directory.BEST_MODEL_FILE))
+    start = place.state or RunState(0, 0, "", place.settings)
+    start = dataclasses.replace(start, settings=place.settings, adjustable=place.adjustable)
+    backup_dir = os.path.join(place.write_dir, run_directory.BACKUP_DIR)
+    backup = Backup(backup_dir, {"plateau": plateau, "best": best}, start, first_step)
+    for callback in (plateau, best, backup):
+        callback.set_model(model)
+    if place.state:
+        for name, callback in backup.stateful.items():
+            callback.set_state(place.state.callbacks[name])
+    everything = [
+        StopOnNonFiniteLoss(backup_dir),
+        ResumeEpochMetrics(place.state.metric_state if place.state else None),
+        plateau,
+        best,
+        backup,
+        CsvHistory(os.path.join(place.write_dir, run_directory.HISTORY_FILE), backup),
+        keras.callbacks.TensorBoard(os.path.join(place.write_dir, "logs"), profile_batch=0),
+    ]
+    return RunCallbacks(plateau, best, backup, everything)

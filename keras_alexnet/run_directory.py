@@ -1,7 +1,8 @@
 """The run directory (`--model_dir`): one training process at a time in it, its backup read
 back safely, and the settings a resumed run must share with the run it resumes.
 
-`train` uses it in this order, before it writes anything into the directory:
+`prepare` (the one entry point `training.run` uses) does, before it writes anything into the
+directory:
 
 1. `check_writable`: the path is a directory (created if missing) that this user can write;
 2. `RunLock`: holds `<model_dir>/.lock` for the whole run; a second process is refused at once
@@ -11,7 +12,8 @@ back safely, and the settings a resumed run must share with the run it resumes.
    and what to do (never a traceback); a resume with a setting that changes the result is
    refused naming the setting and both values; settings allowed to change are announced.
 
-Then it writes the files other scripts read (`write_class_names`, and the stats). Every file
+Then it writes the files other scripts read (`write_class_names`, and the stats), and yields
+a `RunPlace`: where this process writes and the state it resumes. Every file
 of the run is written by `atomic_save`: under a temporary name, then renamed, so that a kill
 at any moment leaves the previous file or the new one. `write_state` writes the backup's
 `state.json` (a `run_state.RunState`) that way, and `read_state` reads it back.
@@ -19,13 +21,22 @@ at any moment leaves the previous file or the new one. `write_state` writes the 
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime
 import json
 import os
+import shutil
 import socket
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from keras_alexnet.run_state import RunState
+
+if TYPE_CHECKING:
+    from keras_alexnet.config import TrainConfig
+    from keras_alexnet.data import ColorStats, Source
 
 try:
     import fcntl
@@ -261,3 +272,83 @@ def check_resume(
 def _shown(value) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlace:
+    """Where a process of the run writes (`write_dir`: the run directory, or a worker's
+    scratch directory), the run's backup directory, the backup's state (None for a new run),
+    and the settings this run keeps in its backup."""
+
+    chief: bool
+    write_dir: str
+    backup_dir: str
+    state: RunState | None
+    settings: dict
+    adjustable: dict
+
+
+@contextlib.contextmanager
+def prepare(
+    config: TrainConfig,
+    source: Source,
+    stats: ColorStats,
+    steps: int,
+    policy: str,
+    chief: bool,
+) -> Iterator[RunPlace]:
+    """Checks the run directory (writable, locked by this process, its backup readable, the
+    settings those of the run it resumes), announces the adjustable settings that changed,
+    and only then writes the class names and stats. The lock is held until the block ends.
+
+    Non-chief workers of a multi-worker run write into a scratch directory (the saving code
+    still runs on every worker, as collective ops require) and read the chief's backup.
+    """
+    from keras_alexnet import data
+
+    settings, adjustable = resume_settings(config, source, stats, steps, policy)
+    backup_dir = os.path.join(config.model_dir, BACKUP_DIR)
+    if chief:
+        check_writable(config.model_dir)
+        check_writable(config.export_dir, "--export_dir", create=False)
+        write_dir, lock = config.model_dir, RunLock(config.model_dir).acquire()
+    else:
+        write_dir, lock = tempfile.mkdtemp(prefix="keras_alexnet_worker_"), None
+    try:
+        state = read_state(backup_dir)
+        for change in check_resume(state, settings, adjustable, config.model_dir):
+            print(change)
+        # What scripts/export.py, predict.py and evaluate.py need besides best.keras.
+        write_class_names(source.class_names, os.path.join(write_dir, CLASS_NAMES_FILE))
+        data.save_stats(stats, os.path.join(write_dir, STATS_FILE))
+        yield RunPlace(chief, write_dir, backup_dir, state, settings, adjustable)
+    finally:
+        if lock:
+            lock.release()
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+
+
+def resume_settings(
+    config: TrainConfig, source: Source, stats: ColorStats, steps: int, policy: str
+) -> tuple[dict, dict]:
+    """What a resumed run must share with the run it resumes, and what it may change
+    (`REQUIRED_SETTINGS`, `ADJUSTABLE_SETTINGS`), as the backup holds them. The precision is
+    the policy chosen for this machine (`policy`), not the `auto` asked for."""
+    settings = {
+        "dataset": source.name,
+        "classes": source.num_classes,
+        "class_names": list(source.class_names),
+        "stats": dataclasses.asdict(stats),
+        "init": config.init,
+        "batch_size": config.batch_size,
+        "steps_per_epoch": steps,
+        "seed": config.seed,
+        "dropout_rate": config.dropout_rate,
+        "momentum": config.momentum,
+        "weight_decay": config.weight_decay,
+    }
+    adjustable = {
+        key: policy if key == "precision" else getattr(config, key) for key in ADJUSTABLE_SETTINGS
+    }
+    return json.loads(json.dumps(settings)), json.loads(json.dumps(adjustable))

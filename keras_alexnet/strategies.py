@@ -40,7 +40,8 @@ def _local_devices() -> list[str]:
     return [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
 
 
-def _cluster_size() -> int:
+def cluster_size() -> int:
+    """How many workers `TF_CONFIG` names (chief included); 0 without a cluster."""
     cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
     return sum(len(tasks) for kind, tasks in cluster.items() if kind in ("chief", "worker"))
 
@@ -91,10 +92,10 @@ def make_strategy(
     if strategy == "one_device":
         return tf.distribute.OneDeviceStrategy(devices[0]), None
     # towers: one replica, model parallel.
-    if _cluster_size() > 1:
+    if cluster_size() > 1:
         raise SettingsError(
             f"strategy='towers' is one replica split over two devices, but TF_CONFIG describes "
-            f"{_cluster_size()} workers. Use strategy='multi_worker' for several machines."
+            f"{cluster_size()} workers. Use strategy='multi_worker' for several machines."
         )
     if tower_devices is None:
         if len(devices) < 2:
@@ -136,7 +137,9 @@ def _check_devices_exist(argument: str, names: Sequence[str] | None) -> None:
             )
 
 
-def _is_chief(strategy: tf.distribute.Strategy) -> bool:
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run: the chief, or worker 0 of a cluster without one,
+    or the only process."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.task_type:
         return True

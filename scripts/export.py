@@ -35,16 +35,16 @@ def main(argv):
     if bool(FLAGS.model_dir) == bool(FLAGS.model):
         return _error("give exactly one of --model_dir (a training run) and --model (.keras).")
     import keras_alexnet  # isort: skip  (before TensorFlow loads: see keras_alexnet.machine)
-    from keras_alexnet import data, export, prediction, training  # isort: skip
+    from keras_alexnet import data, export, prediction, run_directory  # isort: skip
 
     import keras
 
     model_path, names_path, stats_path = FLAGS.model, FLAGS.class_names, FLAGS.stats
     if FLAGS.model_dir:
         run = os.path.expanduser(FLAGS.model_dir)
-        model_path = os.path.join(run, training.BEST_MODEL_FILE)
-        names_path = names_path or os.path.join(run, training.CLASS_NAMES_FILE)
-        stats_path = stats_path or os.path.join(run, training.STATS_FILE)
+        model_path = os.path.join(run, run_directory.BEST_MODEL_FILE)
+        names_path = names_path or os.path.join(run, run_directory.CLASS_NAMES_FILE)
+        stats_path = stats_path or os.path.join(run, run_directory.STATS_FILE)
     if not os.path.isfile(model_path):
         return _error(f"{model_path} does not exist; train with scripts/train.py first.")
     model = keras.saving.load_model(model_path)

@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 
 from absl import app, flags  # noqa: E402
 
-from keras_alexnet import config, run_directory, training  # noqa: E402
+from keras_alexnet import callbacks, config, run_directory, strategies, training  # noqa: E402
 
 FLAGS = flags.FLAGS
 config.define_flags(FLAGS)
@@ -32,17 +32,17 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if FLAGS.logical_cpus:
-        training.use_logical_cpus(FLAGS.logical_cpus)
+        strategies.use_logical_cpus(FLAGS.logical_cpus)
     try:
         training.run(config.config_from_flags(FLAGS))
-    except (training.SettingsError, run_directory.RunDirectoryError) as error:
+    except (config.SettingsError, run_directory.RunDirectoryError) as error:
         # Library errors name the setting, which is the flag of the same name.
         print(f"ERROR: {error}", file=sys.stderr)
         sys.exit(1)
-    except training.NonFiniteLoss as error:
+    except callbacks.NonFiniteLoss as error:
         print(f"ERROR: {error}", file=sys.stderr)
         sys.exit(1)
-    except training.TrainingInterrupted as error:
+    except callbacks.TrainingInterrupted as error:
         print(error, file=sys.stderr)
         sys.exit(143)
 

@@ -146,7 +146,7 @@ def test_saved_model_cli_lists_the_contract(exported):
 @pytest.mark.slow
 def test_export_script_from_a_training_runs_files(tmp_path):
     from keras_alexnet.data import save_stats
-    from keras_alexnet.training import write_class_names
+    from keras_alexnet.run_directory import write_class_names
     from tests.conftest import run_python
 
     run = tmp_path / "run"

@@ -214,3 +214,16 @@ def test_abandoned_exports_are_removed(tmp_path):
     (tmp_path / "2").mkdir()
     assert remove_abandoned_exports(str(tmp_path)) == [str(tmp_path / f".tmp-3-{dead}")]
     assert sorted(os.listdir(tmp_path)) == [f".tmp-4-{os.getpid()}", "2"]
+
+
+def test_class_names_that_would_not_read_back_are_refused(tmp_path):
+    from keras_alexnet.prediction import read_class_names
+    from keras_alexnet.run_directory import RunDirectoryError, write_class_names
+
+    path = str(tmp_path / "class_names.txt")
+    write_class_names(["cat", "dog house", "ü"], path)
+    assert read_class_names(path) == ["cat", "dog house", "ü"]
+    for bad in ("two\nlines", " padded", ""):
+        with pytest.raises(RunDirectoryError, match="cannot be kept one per line"):
+            write_class_names(["cat", bad], path)
+    assert read_class_names(path) == ["cat", "dog house", "ü"]  # the file is untouched

@@ -171,7 +171,8 @@ def test_killed_and_terminated_runs_resume(folder, tmp_path):
 TOWERS_RUN = """
 import sys
 from keras_alexnet.config import TrainConfig
-from keras_alexnet.training import run, use_logical_cpus
+from keras_alexnet.strategies import use_logical_cpus
+from keras_alexnet.training import run
 from tests.stand_in import small_alexnet
 use_logical_cpus(2)
 folder, tmp = sys.argv[1:]
