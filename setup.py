@@ -36,6 +36,9 @@ setup(
         "test": [
             "pytest>=8,<10",
             "pytest-timeout>=2.3,<3",
+            # Two test processes (pyproject.toml's addopts): the suite is mostly single-threaded
+            # Python, TensorFlow imports and file writes, which two cores overlap.
+            "pytest-xdist>=3.6,<4",
             "onnx>=1.16,<2",
             "onnxruntime>=1.18,<2",
         ],
