@@ -9,8 +9,8 @@ import signal
 import pytest
 
 from keras_alexnet import run_directory
-from keras_alexnet.config import TrainConfig
 from keras_alexnet.callbacks import NonFiniteLoss, TrainingInterrupted
+from keras_alexnet.config import TrainConfig
 from keras_alexnet.training import run
 from tests.stand_in import small_alexnet
 
