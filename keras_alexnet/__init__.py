@@ -17,11 +17,17 @@ from keras_alexnet.alexnet import (  # noqa: E402
     preprocess_input,
 )
 from keras_alexnet.imagenet import imagenet_class_index, imagenet_class_names  # noqa: E402
+from keras_alexnet.pretrained.imagenet_weights import (  # noqa: E402
+    IMAGENET_WEIGHTS,
+    PretrainedWeights,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AlexNet",
+    "IMAGENET_WEIGHTS",
+    "PretrainedWeights",
     "decode_predictions",
     "feature_extractor",
     "imagenet_class_index",

@@ -33,6 +33,8 @@ from keras_alexnet.layers import (
     PlacedMaxPooling2D,
 )
 from keras_alexnet.layers.local_response_normalization import ALPHA_CONVENTIONS, CAFFE_BIAS
+from keras_alexnet.pretrained import weights_cache
+from keras_alexnet.pretrained.imagenet_weights import IMAGENET_WEIGHTS
 
 # Paper 3.5 / figure 2: the input is 227x227x3. The paper says 224, which does not fit an
 # unpadded 11x11 stride-4 conv1 giving 55x55; Caffe and every faithful port use 227.
@@ -65,6 +67,12 @@ POOLINGS = (None, "avg", "max")
 # trained weights need its LRN (k=1, alpha divided by the window size) across both towers.
 LRNS = ("paper", "caffe")
 
+# What a `weights` argument is (`weights_kind`): decided once, from its value and suffix.
+NO_WEIGHTS = "none"
+IMAGENET = "imagenet"  # the trained weights of `IMAGENET_WEIGHTS`, from the Keras cache
+FOREIGN_FILE = "foreign"  # a .caffemodel or .onnx: Caffe's bvlc_alexnet, converted on load
+KERAS_FILE = "keras"  # a .weights.h5 or .keras of this package's AlexNet
+
 
 def AlexNet(
     include_top: bool = True,
@@ -84,14 +92,19 @@ def AlexNet(
 ) -> keras.Model:
     """Builds the paper's AlexNet as a Keras functional model.
 
-    No pretrained ImageNet weights are bundled and none are downloaded: the model starts from
-    the paper's random initialisation, from a weights file you trained, or from Caffe's trained
+    The model starts from the paper's random initialisation, from the trained ImageNet weights
+    (`weights="imagenet"`: Caffe's bvlc_alexnet, downloaded once into the Keras cache; see
+    `keras_alexnet.IMAGENET_WEIGHTS`), from a weights file you trained, or from Caffe's
     `bvlc_alexnet.caffemodel` (or its ONNX form) that you bring (README, "Pretrained weights").
 
     Args:
         include_top: whether to include fc6, fc7 and the classifier. Then the input must be
             227x227x3.
-        weights: `None` (random initialisation); the path to a `.weights.h5` or `.keras`
+        weights: `None` (random initialisation); `"imagenet"`: the trained weights of
+            `IMAGENET_WEIGHTS` (Caffe's bvlc_alexnet), which builds `lrn="caffe"` and takes
+            them from the Keras cache (`$KERAS_HOME/models`), downloading, checking and
+            converting them on first use; with `include_top=True`, `classes` must be 1000. Or
+            the path to a `.weights.h5` or `.keras`
             file saved from an AlexNet with the same arguments; or the path to Caffe's
             `bvlc_alexnet.caffemodel` (either of Caffe's file forms) or its ONNX form
             (`.onnx`, needs `pip install onnx`), which builds `lrn="caffe"` and loads the
@@ -146,6 +159,7 @@ def AlexNet(
     (None, 10)
     """
     _check_backend()
+    kind = weights_kind(weights)
     input_shape = _validate_arguments(
         include_top=include_top,
         weights=weights,
@@ -160,8 +174,9 @@ def AlexNet(
         lrn=lrn,
         lrn_alpha_convention=lrn_alpha_convention,
         init=init,
+        kind=kind,
     )
-    lrn = _resolve_lrn(lrn, weights)
+    lrn = lrn or ("caffe" if kind in (IMAGENET, FOREIGN_FILE) else "paper")
     device = dict(zip(TOWERS, tower_devices or (None, None), strict=True))
     ones, zeros = ("zeros", "zeros") if init == "he" else ("ones", "zeros")
 
@@ -293,19 +308,28 @@ def AlexNet(
         inputs = sources[0] if len(sources) == 1 else sources
     model = keras.Model(inputs, x, name=name)
 
-    if weights is not None and pretrained.is_pretrained_file(os.fspath(weights)):
+    if kind == IMAGENET:
+        cached = weights_cache.imagenet_weights_file(IMAGENET_WEIGHTS)
+        weights_lib.load_weights(model, cached, allow_unused=not include_top)
+    elif kind == FOREIGN_FILE:
         pretrained.load_pretrained(model, weights, include_top)
-    elif weights is not None:
+    elif kind == KERAS_FILE:
         weights_lib.load_weights(model, weights, allow_unused=not include_top)
     return model
 
 
-def _resolve_lrn(lrn, weights) -> str:
-    if lrn is not None:
-        return lrn
-    if weights is not None and pretrained.is_pretrained_file(os.fspath(weights)):
-        return "caffe"
-    return "paper"
+def weights_kind(weights) -> str:
+    """What a `weights` argument names: `NO_WEIGHTS`, `IMAGENET`, `FOREIGN_FILE` (a
+    `.caffemodel`/`.onnx`) or `KERAS_FILE` (anything else; `_validate_weights` checks it)."""
+    if weights is None:
+        return NO_WEIGHTS
+    if isinstance(weights, str) and weights == "imagenet":
+        return IMAGENET
+    if isinstance(weights, (str, os.PathLike)) and pretrained.is_pretrained_file(
+        os.fspath(weights)
+    ):
+        return FOREIGN_FILE
+    return KERAS_FILE
 
 
 def _check_backend():
@@ -375,16 +399,24 @@ def _validate_arguments(
     lrn,
     lrn_alpha_convention,
     init,
+    kind,
 ):
     """Checks every argument before anything is built; returns the input shape to use."""
     if not isinstance(include_top, bool):
         raise ValueError(
             f"`include_top` must be True or False. Received: include_top={include_top!r}"
         )
-    _validate_weights(weights)
-    _validate_lrn(lrn, lrn_alpha_convention, init, weights)
+    _validate_weights(weights, kind)
+    _validate_lrn(lrn, lrn_alpha_convention, init, weights, kind)
     if not _is_int(classes) or classes < 1:
         raise ValueError(f"`classes` must be a positive integer. Received: classes={classes!r}")
+    if kind == IMAGENET and include_top and classes != IMAGENET_WEIGHTS.num_classes:
+        raise ValueError(
+            'If using `weights="imagenet"` with `include_top=True`, `classes` should be '
+            f"{IMAGENET_WEIGHTS.num_classes}. Received: classes={classes}. For other classes, "
+            "build with include_top=False and add a new top, or fine-tune with "
+            "`scripts/train.py --weights=imagenet` (README, Fine-tuning)."
+        )
     if pooling not in POOLINGS:
         raise ValueError(
             f"`pooling` must be one of None, 'avg' or 'max'. Received: pooling={pooling!r}"
@@ -431,31 +463,23 @@ def _validate_arguments(
         if input_shape is None:
             input_shape = tuple(input_tensor.shape)[1:]
             source = "input_tensor.shape[1:]"
-    caffe_file = weights is not None and pretrained.is_pretrained_file(os.fspath(weights))
-    channels = 3 if caffe_file else None
+    channels = 3 if kind in (IMAGENET, FOREIGN_FILE) else None
     return _validate_input_shape(input_shape, include_top, source, channels)
 
 
 _WEIGHTS_ARGUMENT = (
-    "The `weights` argument should be either `None` (random initialization), the path to a "
-    "`.weights.h5` or `.keras` file, or Caffe's bvlc_alexnet as a `.caffemodel` or `.onnx` "
-    "file."
+    "The `weights` argument should be either `None` (random initialization), `imagenet` "
+    "(Caffe's bvlc_alexnet, trained on ImageNet), the path to a `.weights.h5` or `.keras` "
+    "file, or Caffe's bvlc_alexnet as a `.caffemodel` or `.onnx` file."
 )
 
 
-def _validate_weights(weights):
-    if weights is None:
+def _validate_weights(weights, kind):
+    if kind in (NO_WEIGHTS, IMAGENET):
         return
     if not isinstance(weights, (str, os.PathLike)):
         raise ValueError(f"{_WEIGHTS_ARGUMENT} Received: weights={weights!r}")
     path = os.fspath(weights)
-    if path == "imagenet":
-        raise ValueError(
-            f"{_WEIGHTS_ARGUMENT} Received: weights='imagenet'. keras_alexnet bundles no "
-            "pretrained ImageNet weights and never downloads any: bring Caffe's "
-            "bvlc_alexnet.caffemodel (README, Pretrained weights), or train with `python "
-            "scripts/train.py --flagfile=configs/paper.flags`, and pass the file's path."
-        )
     if not path.endswith(weights_lib.WEIGHTS_SUFFIXES) and not pretrained.is_pretrained_file(path):
         refusal = pretrained.refusal(path)
         if refusal:
@@ -465,7 +489,7 @@ def _validate_weights(weights):
         raise ValueError(f"The weights file does not exist. Received: weights={path!r}")
 
 
-def _validate_lrn(lrn, lrn_alpha_convention, init, weights):
+def _validate_lrn(lrn, lrn_alpha_convention, init, weights, kind):
     if lrn is not None and lrn not in LRNS:
         raise ValueError(f"`lrn` must be None or one of {LRNS}. Received: lrn={lrn!r}")
     if lrn_alpha_convention is not None and lrn_alpha_convention not in ALPHA_CONVENTIONS:
@@ -475,10 +499,10 @@ def _validate_lrn(lrn, lrn_alpha_convention, init, weights):
         )
     if init not in INITIALIZATIONS:
         raise ValueError(f"`init` must be one of {INITIALIZATIONS}. Received: init={init!r}")
-    caffe_file = weights is not None and pretrained.is_pretrained_file(os.fspath(weights))
+    caffe_file = kind in (IMAGENET, FOREIGN_FILE)
     if caffe_file and lrn == "paper":
         raise ValueError(
-            f"Caffe's bvlc_alexnet weights ({os.fspath(weights)}) were trained with Caffe's LRN; "
+            f"Caffe's bvlc_alexnet weights ({os.fspath(weights)!r}) were trained with Caffe's LRN; "
             "they need lrn='caffe' (or lrn=None). Received: lrn='paper'"
         )
     if caffe_file and init == "he":

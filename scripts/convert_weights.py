@@ -2,10 +2,13 @@
 
     python scripts/convert_weights.py bvlc_alexnet.caffemodel --output=bvlc_alexnet.keras
     python scripts/export.py --model=bvlc_alexnet.keras      # TF Serving, ImageNet class names
+    python scripts/convert_weights.py bvlc_alexnet.caffemodel --install  # for weights="imagenet"
 
 The .keras model is `AlexNet(lrn="caffe")` with the file's weights, computing what Caffe
 computes, for RGB 0..255 input through `keras_alexnet.preprocess_input` (the export does that
-itself). The file's sha1 is printed, and whether it is BVLC's release.
+itself). The file's size and hash are printed, and which known release it is
+(`keras_alexnet.IMAGENET_WEIGHTS`). `--install` puts a known release, converted, into the Keras
+cache, where `AlexNet(weights="imagenet")` finds it without a download.
 """
 
 import os
@@ -17,9 +20,16 @@ from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output", None, "The .keras file to write.")
+flags.DEFINE_bool(
+    "install", False, "Put a known release into the Keras cache for AlexNet(weights='imagenet')."
+)
 flags.DEFINE_bool("include_top", True, "Convert fc6-fc8 too (False: the convolutional base).")
 flags.DEFINE_bool("overwrite", False, "Replace --output if it exists.")
-flags.mark_flag_as_required("output")
+flags.register_validator(
+    "output",
+    lambda output: bool(output) != FLAGS.install,
+    "give one of --output=X.keras (convert to a file) and --install (into the Keras cache)",
+)
 
 
 def _error(message):
@@ -30,7 +40,10 @@ def _error(message):
 def main(argv):
     if len(argv) != 2:
         return _error("give exactly one weights file: convert_weights.py SRC --output=X.keras")
-    source, output = os.path.expanduser(argv[1]), os.path.expanduser(FLAGS.output)
+    source = os.path.expanduser(argv[1])
+    if FLAGS.install:
+        return _install(source)
+    output = os.path.expanduser(FLAGS.output)
     if not output.endswith(".keras"):
         return _error(f"--output must end in .keras; received --output={FLAGS.output}")
     if os.path.exists(output) and not FLAGS.overwrite:
@@ -41,7 +54,7 @@ def main(argv):
     from keras_alexnet import pretrained
     from keras_alexnet.imagenet import NUM_IMAGENET_CLASSES
 
-    _describe_file(source, pretrained)
+    _describe_file(source)
     try:
         matched = pretrained.read_network(source)
         classes = pretrained.classes_in(matched) or NUM_IMAGENET_CLASSES
@@ -64,17 +77,29 @@ def main(argv):
     return 0
 
 
-def _describe_file(path, pretrained):
-    size = os.path.getsize(path)
-    sha1 = pretrained.sha1_of(path)
-    print(f"{path}: {size:,} bytes, sha1 {sha1}")
-    if sha1 == pretrained.BVLC_ALEXNET_SHA1:
-        print("This is BVLC's release of bvlc_alexnet.caffemodel.")
+def _install(source):
+    import keras_alexnet  # noqa: F401  isort: skip  (before TensorFlow loads)
+    from keras_alexnet.pretrained import weights_cache
+
+    try:
+        path = weights_cache.install(source)
+    except ValueError as error:
+        return _error(error)
+    print(f"Installed {source} as {path}: AlexNet(weights='imagenet') loads it from there.")
+    return 0
+
+
+def _describe_file(path):
+    from keras_alexnet.pretrained import weights_cache
+
+    described, release = weights_cache.known_release(path)
+    print(f"{path}: {described}")
+    if release:
+        print(f"This is {release.filename}, published by {release.published_by}.")
     else:
         print(
-            f"This is not BVLC's release of bvlc_alexnet.caffemodel (sha1 "
-            f"{pretrained.BVLC_ALEXNET_SHA1}, {pretrained.BVLC_ALEXNET_BYTES:,} bytes); it is "
-            "loaded if its network is bvlc_alexnet's."
+            "This is none of the known releases of bvlc_alexnet (keras_alexnet.IMAGENET_WEIGHTS"
+            ".sources); it is loaded if its network is bvlc_alexnet's."
         )
 
 

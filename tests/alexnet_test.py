@@ -355,8 +355,8 @@ def test_unreadable_weights_file(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"weights": "imagenet"}, r"weights='imagenet'.*no pretrained ImageNet weights"),
         ({"weights": 3}, r"Received: weights=3"),
+        ({"weights": "imagenet", "classes": 10}, r"`classes` should be 1000. Received: classes=10"),
         ({"weights": "model.h5"}, r"Received: weights='model.h5'"),
         ({"weights": "/nonexistent/a.weights.h5"}, r"does not exist.*/nonexistent/a.weights.h5"),
         ({"classes": 0}, r"Received: classes=0"),

@@ -3,14 +3,15 @@ form (`.onnx`), loaded exactly into `AlexNet(lrn="caffe")`.
 
     model = keras_alexnet.AlexNet(weights="bvlc_alexnet.caffemodel")
 
-Nothing is downloaded: users bring the file. A file that holds another network is refused with
-a message naming the layer that differs; a file is read and checked in full, and converted, before
-any weight of the model is set, so a refused file leaves the model as it was.
+`weights_cache` fetches the known releases of these files (`imagenet_weights.IMAGENET_WEIGHTS`)
+for `AlexNet(weights="imagenet")`; any other file is the user's to bring. A file that holds
+another network is refused with a message naming the layer that differs; a file is read and
+checked in full, and converted, before any weight of the model is set, so a refused file leaves
+the model as it was.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import keras
@@ -21,9 +22,6 @@ CAFFE_SUFFIX = ".caffemodel"
 ONNX_SUFFIX = ".onnx"
 PRETRAINED_SUFFIXES = (CAFFE_SUFFIX, ONNX_SUFFIX)
 
-# BVLC's release of bvlc_alexnet.caffemodel (its readme in Caffe's models/bvlc_alexnet).
-BVLC_ALEXNET_SHA1 = "9116a64c0fbe4459d18f4bb6b56d647b63920377"
-BVLC_ALEXNET_BYTES = 243_862_414
 
 # Weights files of other AlexNets, by suffix: what they are and why they are not loaded.
 REFUSED_SUFFIXES = {
@@ -117,11 +115,3 @@ def load_pretrained(model: keras.Model, path: str | os.PathLike, include_top: bo
             )
     for name, values in weights.items():
         model.get_layer(name).set_weights(values)
-
-
-def sha1_of(path: str, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as file:
-        while block := file.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()

@@ -1,0 +1,363 @@
+"""The Keras cache of the trained ImageNet weights: found, or downloaded, checked, converted once
+and kept, for `AlexNet(weights="imagenet")`.
+
+`imagenet_weights_file()` returns a converted `.weights.h5` in `$KERAS_HOME/models` (default
+`~/.keras/models`), trying in order:
+
+1. the converted file already there, trusted only if its record (`<name>.json`, written with
+   it) names a known source and the file's size and sha256 match the record;
+2. a copy of a source file put there by hand (`bvlc_alexnet.caffemodel`, `bvlcalexnet-12.onnx`
+   ...), or one named to `install()`;
+3. each known source's URL in turn, downloaded into a temporary file in the cache folder.
+
+A source file is checked against its published size and hash *before* a byte of it is parsed.
+A download that is cut short, too long, or of another hash never lands in the cache, and its
+temporary file is removed. Fetching and converting hold an exclusive lock on the cache entry
+(readers a shared one), and every file lands by an atomic rename, so two processes fetching at
+once convert once and never leave a half-written file. A converted file that does not match its
+record is refused, not loaded or silently replaced: a changed file in the cache means something
+else wrote there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import http.client
+import json
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+
+from keras_alexnet.pretrained.imagenet_weights import (
+    IMAGENET_WEIGHTS,
+    PretrainedWeights,
+    WeightsSource,
+)
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; concurrent fetches rely on the atomic renames alone
+    fcntl = None
+
+# What the record and the converted file's layout mean; a record of another format is refused.
+CACHE_FORMAT = 1
+_CHUNK = 1 << 20
+DOWNLOAD_TIMEOUT_S = 60  # per socket operation: a stalled server is given up, not waited on
+
+
+class WeightsUnavailable(ValueError):
+    """The trained weights could not be found, downloaded or trusted; the message says why for
+    each place tried and what to do."""
+
+
+def models_dir() -> str:
+    """Where Keras caches model files: `$KERAS_HOME/models`, by default `~/.keras/models`."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return os.path.join(home, "models")
+
+
+def record_path(weights: PretrainedWeights = IMAGENET_WEIGHTS) -> str:
+    return os.path.join(models_dir(), weights.cache_file.removesuffix(".weights.h5") + ".json")
+
+
+def imagenet_weights_file(
+    weights: PretrainedWeights = IMAGENET_WEIGHTS, progress: bool = True
+) -> str:
+    """The path of the converted, checked `.weights.h5` of `weights` in the Keras cache,
+    found, or made from a hand-placed copy, or downloaded (see the module's docstring).
+
+    Raises:
+        WeightsUnavailable: offline and not cached (naming the URLs, hashes and where to put
+            a hand-downloaded file), or the cache does not match its record.
+    """
+    converted = os.path.join(models_dir(), weights.cache_file)
+    if os.path.exists(converted) or os.path.exists(record_path(weights)):
+        with _cache_lock(weights, exclusive=False):
+            if os.path.exists(converted):
+                _check_cached(converted, weights)
+                return converted
+    os.makedirs(models_dir(), exist_ok=True)
+    with _cache_lock(weights, exclusive=True):
+        if os.path.exists(converted):  # another process made it while this one waited
+            _check_cached(converted, weights)
+            return converted
+        for source in weights.sources:
+            placed = os.path.join(models_dir(), source.filename)
+            if os.path.exists(placed):
+                _check_source(placed, source)
+                _convert_into_cache(placed, source, weights)
+                return converted
+        failures = []
+        for source in weights.sources:
+            reason = _unusable(source)
+            if reason is None:
+                reason = _fetch_and_convert(source, weights, progress)
+            if reason is None:
+                return converted
+            failures.append(f"{source.url}: {reason}")
+    raise WeightsUnavailable(_offline_message(weights, failures))
+
+
+def install(path: str | os.PathLike, weights: PretrainedWeights = IMAGENET_WEIGHTS) -> str:
+    """Checks a copy of a source file the user has (size and hash of one of `weights`'
+    sources), converts it into the cache and returns the converted file's path."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise WeightsUnavailable(f"{path} does not exist or is not a file.")
+    described, source = known_release(path, weights)
+    if source is None:
+        raise WeightsUnavailable(
+            f"{path} ({described}) is none of the known files of {weights.name}: "
+            + "; ".join(
+                f"{s.filename} {s.size:,} bytes {s.algorithm} {s.digest}" for s in weights.sources
+            )
+            + ". Load another file with AlexNet(weights=<its path>)."
+        )
+    reason = _unusable(source)
+    if reason:
+        raise WeightsUnavailable(f"{path} is {source.filename}, which {reason}.")
+    os.makedirs(models_dir(), exist_ok=True)
+    with _cache_lock(weights, exclusive=True):
+        _convert_into_cache(path, source, weights)
+    return os.path.join(models_dir(), weights.cache_file)
+
+
+def _unusable(source: WeightsSource) -> str | None:
+    """Why this process cannot read `source`'s form, or None."""
+    if source.needs == "onnx":
+        try:
+            import onnx  # noqa: F401
+        except ImportError:
+            return 'needs the onnx package to be read (pip install -e ".[onnx]")'
+    return None
+
+
+@contextlib.contextmanager
+def _cache_lock(weights: PretrainedWeights, exclusive: bool):
+    """Holds a lock on the cache entry of `weights` (shared for reading)."""
+    if fcntl is None or not os.path.isdir(models_dir()):
+        yield
+        return
+    path = os.path.join(models_dir(), f".{weights.name}.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+def known_release(
+    path: str, weights: PretrainedWeights = IMAGENET_WEIGHTS
+) -> tuple[str, WeightsSource | None]:
+    """The file's size and hash as text, and which of `weights`' sources it is, or None."""
+    size = os.path.getsize(path)
+    digests = {}
+    for source in weights.sources:
+        if source.size == size and source.algorithm not in digests:
+            digests[source.algorithm] = _digest(path, source.algorithm)
+        if digests.get(source.algorithm) == source.digest:
+            return f"{size:,} bytes, {source.algorithm} {source.digest}", source
+    shown = digests or {"sha256": _digest(path, "sha256")}
+    return f"{size:,} bytes, " + ", ".join(f"{a} {d}" for a, d in shown.items()), None
+
+
+def _digest(path: str, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as file:
+        while block := file.read(_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_source(path: str, source: WeightsSource) -> None:
+    """Raises unless `path` has `source`'s size and hash (read before anything parses it)."""
+    size = os.path.getsize(path)
+    if size != source.size:
+        raise WeightsUnavailable(
+            f"{path} has {size:,} bytes, not the {source.size:,} of {source.filename} "
+            f"({source.published_by}). Delete it, or replace it with the file from {source.url}."
+        )
+    digest = _digest(path, source.algorithm)
+    if digest != source.digest:
+        raise WeightsUnavailable(
+            f"{path} has {source.algorithm} {digest}, not {source.digest} "
+            f"({source.published_by}): it is not that file. Delete it, or replace it with the "
+            f"file from {source.url}."
+        )
+
+
+def _check_cached(converted: str, weights: PretrainedWeights) -> None:
+    """Raises unless the converted file matches its record and the record a known source."""
+    record = record_path(weights)
+    fix = f"Delete {converted} and {record}, and load the weights again to fetch them anew."
+    try:
+        with open(record, encoding="utf-8") as file:
+            facts = json.load(file)
+        made_from, expected = facts["made_from"], (facts["bytes"], facts["sha256"])
+        known = any(
+            made_from == {"filename": s.filename, "algorithm": s.algorithm, "digest": s.digest}
+            for s in weights.sources
+        )
+        if facts["format"] != CACHE_FORMAT or facts["file"] != weights.cache_file or not known:
+            raise ValueError("it names another file, source or format")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise WeightsUnavailable(
+            f"The cached weights {converted} have no usable record {record} ({error}), so "
+            f"nothing says what they were made from. {fix}"
+        ) from None
+    actual = (os.path.getsize(converted), _digest(converted, "sha256"))
+    if actual != tuple(expected):
+        raise WeightsUnavailable(
+            f"The cached weights {converted} were changed after they were made: "
+            f"{actual[0]:,} bytes, sha256 {actual[1]}, where the record {record} says "
+            f"{expected[0]:,} bytes, sha256 {expected[1]}. {fix}"
+        )
+
+
+def _fetch_and_convert(
+    source: WeightsSource, weights: PretrainedWeights, progress: bool
+) -> str | None:
+    """Downloads `source` into the cache folder, checks and converts it; returns None, or why
+    it failed (nothing of the attempt is left in the cache)."""
+    fd, temporary = tempfile.mkstemp(
+        prefix=".download-", suffix=f"-{source.filename}", dir=models_dir()
+    )
+    try:
+        with os.fdopen(fd, "wb") as file:
+            failure = _download(source, file, progress)
+        if failure is None:
+            _convert_into_cache(temporary, source, weights)
+        return failure
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def _download(source: WeightsSource, file, progress: bool) -> str | None:
+    """Streams `source.url` into `file`, hashing as it goes; returns None when the body has
+    the published size and hash, else why not. Reads at most `source.size` + 1 bytes."""
+    digest = hashlib.new(source.algorithm)
+    received = 0
+    try:
+        with urllib.request.urlopen(source.url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            length = response.headers.get("Content-Length")
+            if length is not None and length.strip() != str(source.size):
+                return f"the server announced {length.strip()} bytes, not {source.size:,}"
+            bar = _ProgressBar(source, progress)
+            while block := response.read(min(_CHUNK, source.size + 1 - received)):
+                received += len(block)
+                if received > source.size:
+                    return f"the server sent more than the {source.size:,} bytes expected"
+                digest.update(block)
+                file.write(block)
+                bar.update(received)
+            bar.done()
+    except urllib.error.HTTPError as error:
+        return f"the server answered HTTP {error.code} {error.reason}"
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+        reason = getattr(error, "reason", None) or error
+        return f"the download failed after {received:,} bytes ({reason})"
+    if received != source.size:
+        return f"the download ended after {received:,} of {source.size:,} bytes"
+    if digest.hexdigest() != source.digest:
+        return (
+            f"the file's {source.algorithm} is {digest.hexdigest()}, not the published "
+            f"{source.digest}"
+        )
+    file.flush()
+    os.fsync(file.fileno())
+    return None
+
+
+class _ProgressBar:
+    """One line on stderr, redrawn at most every 1%: MB received of MB expected."""
+
+    def __init__(self, source: WeightsSource, shown: bool):
+        self.source, self.shown, self.last = source, shown, -1
+        if shown:
+            print(f"Downloading {source.url} ({source.size / 1e6:.1f} MB)", file=sys.stderr)
+
+    def update(self, received: int) -> None:
+        percent = received * 100 // self.source.size
+        if self.shown and percent != self.last:
+            self.last = percent
+            done = percent // 4
+            sys.stderr.write(
+                f"\r[{'=' * done}{' ' * (25 - done)}] {received / 1e6:6.1f} / "
+                f"{self.source.size / 1e6:.1f} MB"
+            )
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+
+
+def _convert_into_cache(path: str, source: WeightsSource, weights: PretrainedWeights) -> None:
+    """Converts a checked source file into the cache: the converted file and its record, each
+    written to a temporary name and renamed into place (the record first: a record without its
+    file is an entry not yet made, a file without its record is refused)."""
+    from keras_alexnet.alexnet import AlexNet  # (the model module imports this package)
+
+    model = AlexNet(weights=path, classes=weights.num_classes, **weights.variant)
+    converted = os.path.join(models_dir(), weights.cache_file)
+    fd, temporary = tempfile.mkstemp(prefix=".convert-", suffix=".weights.h5", dir=models_dir())
+    os.close(fd)
+    try:
+        model.save_weights(temporary, overwrite=True)
+        _write_record(temporary, source, weights)
+        os.replace(temporary, converted)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def _write_record(converted: str, source: WeightsSource, weights: PretrainedWeights) -> None:
+    import keras
+
+    from keras_alexnet import __version__
+
+    facts = {
+        "format": CACHE_FORMAT,
+        "file": weights.cache_file,
+        "bytes": os.path.getsize(converted),
+        "sha256": _digest(converted, "sha256"),
+        "made_from": {
+            "filename": source.filename,
+            "algorithm": source.algorithm,
+            "digest": source.digest,
+        },
+        "url": source.url,
+        "made_by": f"keras_alexnet {__version__}, keras {keras.__version__}",
+        "made_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    record = record_path(weights)
+    fd, temporary = tempfile.mkstemp(prefix=".record-", suffix=".json", dir=models_dir())
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            json.dump(facts, file, indent=1)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, record)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def _offline_message(weights: PretrainedWeights, failures: list[str]) -> str:
+    lines = [
+        f"The trained ImageNet weights ({weights.name}) are not in the Keras cache "
+        f"{models_dir()} and could not be downloaded:",
+        *(f"  {failure}" for failure in failures),
+        "Download one of these files on a machine with internet access:",
+        *(f"  {s.url} ({s.size:,} bytes, {s.algorithm} {s.digest})" for s in weights.sources),
+        f"and put it at {os.path.join(models_dir(), weights.sources[0].filename)} (or the "
+        "same folder under its own name), or run `python scripts/convert_weights.py FILE "
+        "--install`; then load the weights again.",
+    ]
+    return "\n".join(lines)
