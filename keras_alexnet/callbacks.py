@@ -19,7 +19,7 @@ import threading
 import keras
 import numpy as np
 
-from keras_alexnet import compat, run_directory
+from keras_alexnet import compat, model_card, run_directory
 from keras_alexnet.config import TrainConfig
 from keras_alexnet.run_state import RunState
 
@@ -121,14 +121,25 @@ class PlateauSchedule(keras.callbacks.ReduceLROnPlateau):
         self.finished = state["finished"]
 
 
-class KeepBest(keras.callbacks.Callback):
-    """Saves the model (`.keras`) whenever `monitor` improves, atomically: a kill never leaves
-    a half-written file in place of the best model."""
+def run_card(config: TrainConfig) -> dict:
+    """The model card of a run's models: what they started from and what trained."""
+    return {
+        "dataset": config.dataset,
+        "started_from": model_card.origin_of(config.weights),
+        "train_from": config.train_from,
+        "lrn": config.network_lrn,
+    }
 
-    def __init__(self, path: str, monitor: str = "val_top1_accuracy"):
+
+class KeepBest(keras.callbacks.Callback):
+    """Saves the model (`.keras`, with `card`: see `model_card`) whenever `monitor` improves,
+    atomically: a kill never leaves a half-written file in place of the best model."""
+
+    def __init__(self, path: str, monitor: str = "val_top1_accuracy", card: dict | None = None):
         super().__init__()
         self.path = path
         self.monitor = monitor
+        self.card = card
         self.best = None
         self.best_logs: dict = {}
 
@@ -139,7 +150,12 @@ class KeepBest(keras.callbacks.Callback):
         if self.best is None or _float(current) > self.best:
             self.best = _float(current)
             self.best_logs = {"epoch": epoch + 1, **{k: _float(v) for k, v in logs.items()}}
-            run_directory.atomic_save(self.model.save, self.path)
+            run_directory.atomic_save(self._save, self.path)
+
+    def _save(self, path: str) -> None:
+        self.model.save(path)
+        if self.card:
+            model_card.write_card(path, self.card)
 
     def get_state(self) -> dict:
         return {"best": self.best, "best_logs": self.best_logs}
@@ -349,7 +365,9 @@ def run_callbacks(
         min_delta=0.0,
         verbose=1,
     )
-    best = KeepBest(os.path.join(place.write_dir, run_directory.BEST_MODEL_FILE))
+    best = KeepBest(
+        os.path.join(place.write_dir, run_directory.BEST_MODEL_FILE), card=run_card(config)
+    )
     start = place.state or RunState(0, 0, "", place.settings)
     start = dataclasses.replace(start, settings=place.settings, adjustable=place.adjustable)
     backup_dir = os.path.join(place.write_dir, run_directory.BACKUP_DIR)

@@ -14,7 +14,16 @@ import json
 import math
 import os
 
-from keras_alexnet.alexnet import DROPOUT_RATE, INITIALIZATIONS
+from keras_alexnet.alexnet import (
+    DROPOUT_RATE,
+    FOREIGN_FILE,
+    IMAGENET,
+    INITIALIZATIONS,
+    LRNS,
+    NO_WEIGHTS,
+    weights_kind,
+)
+from keras_alexnet.fine_tuning import BLOCKS
 from keras_alexnet.precision import PRECISIONS
 
 # Paper 5: "stochastic gradient descent with a batch size of 128 examples, momentum of 0.9,
@@ -51,6 +60,34 @@ def _setting(default, help, kind=None, **limits):
 
 
 _KINDS = {str: "string", int: "integer", float: "float", bool: "bool"}
+_WEIGHTS_SUFFIXES = (".keras", ".weights.h5", ".caffemodel", ".onnx")
+
+
+def _check_starting_weights(config: TrainConfig) -> None:
+    """The settings that only make sense together: weights, train_from, lrn and init."""
+    kind = weights_kind(config.weights)
+    if kind == NO_WEIGHTS:
+        if config.train_from != BLOCKS[0]:
+            raise SettingsError(
+                f"train_from={config.train_from!r} keeps the earlier blocks as they start, which "
+                "only makes sense with trained weights: give weights (imagenet or a file), or "
+                f"train_from={BLOCKS[0]!r}."
+            )
+        return
+    if kind != IMAGENET:
+        if not config.weights.lower().endswith(_WEIGHTS_SUFFIXES):
+            raise SettingsError(
+                f"weights must be imagenet or a file ending in {', '.join(_WEIGHTS_SUFFIXES)}; "
+                f"received weights={config.weights!r}."
+            )
+        if not os.path.isfile(config.weights):
+            raise SettingsError(f"weights={config.weights!r} does not exist or is not a file.")
+    if kind in (IMAGENET, FOREIGN_FILE):
+        if config.network_lrn != "caffe" or config.init != "paper":
+            raise SettingsError(
+                f"weights={config.weights!r} are Caffe's bvlc_alexnet, which needs lrn=caffe "
+                f"and init=paper; received lrn={config.lrn!r}, init={config.init!r}."
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +153,24 @@ class TrainConfig:
     dropout_rate: float = _setting(
         DROPOUT_RATE, "Dropout on fc6 and fc7 (paper: 0.5).", minimum=0, below=1
     )
+    lrn: str | None = _setting(
+        None,
+        "paper (3.3, within towers) or caffe (bvlc_alexnet's); default: caffe with --weights="
+        "imagenet/.caffemodel/.onnx, else paper.",
+        "enum",
+        choices=LRNS,
+    )
+    weights: str | None = _setting(
+        None,
+        "Start from trained weights: imagenet, or a .keras/.weights.h5/.caffemodel/.onnx file. "
+        "A classifier of other classes starts fresh.",
+        "string",
+    )
+    train_from: str = _setting(
+        BLOCKS[0],
+        "The first block that trains; earlier ones stay as loaded (needs --weights).",
+        choices=BLOCKS,
+    )
     verbose: int = _setting(
         1, "0 silent, 1 progress bar, 2 one line per epoch.", minimum=0, maximum=2
     )
@@ -128,7 +183,15 @@ class TrainConfig:
         """
         for field in dataclasses.fields(self):
             _check(field, getattr(self, field.name))
+        _check_starting_weights(self)
         return self
+
+    @property
+    def network_lrn(self) -> str:
+        """The LRN the network is built with: `lrn`, or the one `weights` need."""
+        if self.lrn:
+            return self.lrn
+        return "caffe" if weights_kind(self.weights) in (IMAGENET, FOREIGN_FILE) else "paper"
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1)
@@ -224,6 +287,7 @@ def config_from_flags(flag_values) -> TrainConfig:
         elif field.metadata["kind"] == "string" and value and field.name.endswith("_dir"):
             value = os.path.expanduser(value)
         values[field.name] = value
-    if values["stats"]:
-        values["stats"] = os.path.expanduser(values["stats"])
+    for name in ("stats", "weights"):
+        if values[name]:
+            values[name] = os.path.expanduser(values[name])
     return TrainConfig(**values)

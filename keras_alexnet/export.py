@@ -32,6 +32,7 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
+from keras_alexnet import model_card
 from keras_alexnet.alexnet import DEFAULT_SIZE
 from keras_alexnet.data import decode, pipeline
 from keras_alexnet.data.stats import IMAGENET_STATS, ColorStats, check_stats
@@ -208,6 +209,7 @@ def export_saved_model(
     stats: ColorStats = IMAGENET_STATS,
     version: int | None = None,
     max_pixels: int = decode.DEFAULT_MAX_PIXELS,
+    card: dict | None = None,
 ) -> str:
     """Exports `model` for TF Serving into `<export_dir>/<version>/` and returns that path.
 
@@ -220,6 +222,8 @@ def export_saved_model(
             never overwritten.
         max_pixels: `serving_default` refuses larger images (from their header, before
             decoding them).
+        card: where the model came from (`model_card`), written with the class names to
+            `assets.extra/model_card.json`.
 
     Example:
         export_saved_model(model, "saved_models/alexnet", source.class_names)
@@ -241,6 +245,10 @@ def export_saved_model(
     try:
         archive.write_out(temporary, verbose=False)
         write_warmup_requests(temporary)
+        model_card.write_export_card(
+            temporary,
+            {**(card or {}), "classes": len(class_names), "class_names": list(class_names)},
+        )
         os.rename(temporary, final)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import keras
 import tensorflow as tf
 
+from keras_alexnet import fine_tuning
 from keras_alexnet.alexnet import AlexNet
 from keras_alexnet.config import (
     PAPER_LEARNING_RATE,
@@ -66,12 +67,18 @@ def compiled_model(
     distribution: tf.distribute.Strategy,
     tower_devices: Sequence[str] | None,
     build_model: Callable[..., keras.Model] | None = None,
+    start_from_weights: bool = True,
 ) -> keras.Model:
     """AlexNet for `classes` classes with the paper's SGD and weight decay, built and compiled
     in `distribution`'s scope from the run's seed, with top-1 and top-5 accuracy as metrics.
 
-    `build_model(classes=, init=, dropout_rate=, tower_devices=)` builds the network instead of
-    `AlexNet` (the tests' small stand-in).
+    With `config.weights` (and `start_from_weights`: not for a run that restores a backup),
+    the model starts from those weights, its classifier fresh if the classes differ; the
+    blocks before `config.train_from` are frozen, and the weight decay covers the trained
+    kernels only. Both are printed.
+
+    `build_model(classes=, init=, dropout_rate=, tower_devices=, lrn=)` builds the network
+    instead of `AlexNet` (the tests' small stand-in).
     """
     keras.utils.set_random_seed(config.seed)
     with distribution.scope():
@@ -80,7 +87,25 @@ def compiled_model(
             init=config.init,
             dropout_rate=config.dropout_rate,
             tower_devices=tower_devices,
+            lrn=config.network_lrn,
         )
+    if config.weights and start_from_weights:
+        try:
+            values = fine_tuning.starting_weights(config.weights, config.network_lrn, config.init)
+            with distribution.scope():
+                fresh = fine_tuning.start_from(model, values)
+        except ValueError as error:  # the file, not the code: a setting to change
+            raise SettingsError(f"weights={config.weights}: {error}") from None
+        del values
+        if config.verbose:
+            _announce_start(config.weights, model, fresh)
+    with distribution.scope():
+        frozen = fine_tuning.freeze_before(model, config.train_from)
+        if frozen and config.verbose:
+            print(
+                f"Training {config.train_from} onwards; frozen (kept as loaded, no weight "
+                f"decay): {', '.join(frozen)}."
+            )
         apply_weight_decay(model, config.weight_decay)
         model.compile(
             optimizer=paper_optimizer(config.learning_rate, config.momentum),
@@ -94,3 +119,12 @@ def compiled_model(
             jit_compile=config.jit_compile,
         )
     return model
+
+
+def _announce_start(weights: str, model: keras.Model, fresh: list[str]) -> None:
+    loaded = sum(1 for layer in model.layers if layer.weights) - len(fresh)
+    line = f"Starting from weights={weights}: {loaded} layers loaded"
+    if fresh:
+        classes = model.get_layer("predictions").units
+        line += f"; starting fresh: {', '.join(fresh)} ({classes} classes)"
+    print(line + ".")

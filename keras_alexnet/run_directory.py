@@ -65,6 +65,9 @@ REQUIRED_SETTINGS = (
     "dropout_rate",
     "momentum",
     "weight_decay",
+    "weights",
+    "train_from",
+    "lrn",
 )
 # Settings that may change on resume; a change is announced. A new learning rate replaces
 # the (possibly reduced) current one; the precision is the one chosen for this machine.
@@ -347,6 +350,9 @@ def resume_settings(
         "dropout_rate": config.dropout_rate,
         "momentum": config.momentum,
         "weight_decay": config.weight_decay,
+        "weights": config.weights,
+        "train_from": config.train_from,
+        "lrn": config.network_lrn,
     }
     adjustable = {
         key: policy if key == "precision" else getattr(config, key) for key in ADJUSTABLE_SETTINGS

@@ -24,7 +24,13 @@ import tensorflow as tf
 from absl import logging
 
 from keras_alexnet import compat, export, precision, run_directory
-from keras_alexnet.callbacks import RunCallbacks, restore, run_callbacks, stop_on_sigterm, write_csv
+from keras_alexnet.callbacks import (
+    RunCallbacks,
+    restore,
+    run_callbacks,
+    stop_on_sigterm,
+    write_csv,
+)
 from keras_alexnet.config import TrainConfig
 from keras_alexnet.recipe import compiled_model
 from keras_alexnet.run_inputs import (
@@ -97,7 +103,12 @@ def run(
         if action.kind != DONE:
             with _dtype_policy(choice.policy):
                 model = compiled_model(
-                    config, source.num_classes, distribution, towers, build_model
+                    config,
+                    source.num_classes,
+                    distribution,
+                    towers,
+                    build_model,
+                    start_from_weights=place.state is None,
                 )
                 parts = run_callbacks(config, model, place, action.step)
                 inputs = RunInputs(config, source, stats, steps, distribution)
@@ -232,6 +243,7 @@ def _export_best(
         export_dir if place.chief else os.path.join(place.write_dir, "export"),
         class_names=inputs.source.class_names,
         stats=inputs.stats,
+        card=parts.best.card,
     )
     final = dataclasses.replace(
         parts.backup.last or place.state, finished=ended, export_path=export_path

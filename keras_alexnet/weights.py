@@ -69,6 +69,24 @@ def _open_weights(path: str) -> h5py.File:
     return h5py.File(path, "r")
 
 
+def _read_saved_shapes(path: str) -> dict[str, list[tuple[int, ...]]]:
+    try:
+        with _open_weights(path) as h5_file:
+            return _saved_shapes(h5_file)
+    except (OSError, KeyError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"weights={path!r} could not be read as a Keras weights file ({error}). Pass a "
+            "file written by `model.save_weights('x.weights.h5')` or `model.save('x.keras')`."
+        ) from None
+
+
+def saved_classes(path: str | os.PathLike) -> int | None:
+    """The class count of the classifier (`predictions`, the model's only plain `Dense`) in a
+    `.weights.h5` or `.keras` file of an AlexNet, or None for a file without the top."""
+    shapes = _read_saved_shapes(os.fspath(path)).get("dense")
+    return shapes[1][0] if shapes and len(shapes) == 2 and len(shapes[1]) == 1 else None
+
+
 def check_weights_fit(model: keras.Model, path: str, allow_unused: bool = False) -> None:
     """Raises `ValueError` when the weights in `path` do not fit `model`.
 
@@ -78,14 +96,7 @@ def check_weights_fit(model: keras.Model, path: str, allow_unused: bool = False)
         allow_unused: accept a file that holds more layers than the model, as when the
             convolutional base of a full model is loaded into `AlexNet(include_top=False)`.
     """
-    try:
-        with _open_weights(path) as h5_file:
-            saved = _saved_shapes(h5_file)
-    except (OSError, KeyError, zipfile.BadZipFile) as error:
-        raise ValueError(
-            f"weights={path!r} could not be read as a Keras weights file ({error}). Pass a "
-            "file written by `model.save_weights('x.weights.h5')` or `model.save('x.keras')`."
-        ) from None
+    saved = _read_saved_shapes(path)
     matched = set()
     expected = _expected_shapes(model)
     for name, what in _WEIGHTLESS_BUT_SIGNIFICANT.items():

@@ -51,7 +51,7 @@ def main(argv):
     if not os.path.isfile(source):
         return _error(f"{source} does not exist or is not a file.")
     import keras_alexnet  # isort: skip  (before TensorFlow loads: see keras_alexnet.machine)
-    from keras_alexnet import pretrained
+    from keras_alexnet import model_card, pretrained
     from keras_alexnet.imagenet import NUM_IMAGENET_CLASSES
 
     _describe_file(source)
@@ -66,6 +66,7 @@ def main(argv):
     partial = f"{output}.partial-{os.getpid()}.keras"
     try:
         model.save(partial)
+        model_card.write_card(partial, model_card.origin_of(source))
         os.replace(partial, output)
     finally:
         if os.path.exists(partial):

@@ -35,7 +35,7 @@ def main(argv):
     if bool(FLAGS.model_dir) == bool(FLAGS.model):
         return _error("give exactly one of --model_dir (a training run) and --model (.keras).")
     import keras_alexnet  # isort: skip  (before TensorFlow loads: see keras_alexnet.machine)
-    from keras_alexnet import data, export, prediction, run_directory  # isort: skip
+    from keras_alexnet import data, export, model_card, prediction, run_directory  # isort: skip
 
     import keras
 
@@ -60,7 +60,12 @@ def main(argv):
     try:
         stats = data.load_stats(stats_path) if stats_path else data.IMAGENET_STATS
         path = export.export_saved_model(
-            model, os.path.expanduser(FLAGS.export_dir), class_names, stats, FLAGS.version
+            model,
+            os.path.expanduser(FLAGS.export_dir),
+            class_names,
+            stats,
+            FLAGS.version,
+            card=model_card.read_card(model_path),
         )
     except (ValueError, FileExistsError) as error:
         return _error(error)

@@ -8,8 +8,8 @@ import keras
 from keras_alexnet.layers import PlacedConcatenate, PlacedConv2D, PlacedDense, PlacedDropout
 
 
-def small_alexnet(classes, init="paper", dropout_rate=0.5, tower_devices=None):
-    del init  # one initialisation: Keras' defaults
+def small_alexnet(classes, init="paper", dropout_rate=0.5, tower_devices=None, lrn="paper"):
+    del init, lrn  # one initialisation (Keras' defaults), no LRN
     devices = dict(zip("ab", tower_devices or (None, None), strict=True))
     images = keras.Input((227, 227, 3), name="images")
     x = keras.layers.Rescaling(1 / 58.0, name="input_scaling")(images)

@@ -1,0 +1,92 @@
+"""Where a model's weights came from, carried with the model: a small JSON "model card".
+
+A `.keras` file carries it as an extra member `keras_alexnet_card.json` (Keras reads only its
+own members and ignores it); a SavedModel export as `assets.extra/model_card.json` (TF Serving
+ignores `assets.extra/` but its warm-up file). The card of a model made from the trained
+ImageNet weights holds `IMAGENET_WEIGHTS.meta`: sources and hashes, preprocessing, accuracy,
+licence.
+
+    card = origin_of("imagenet")            # {"weights": "imagenet", "pretrained": {...}}
+    write_card("m.keras", {"started_from": card, "classes": 10})
+    read_card("m.keras")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+
+from keras_alexnet.pretrained import weights_cache
+from keras_alexnet.pretrained.imagenet_weights import IMAGENET_WEIGHTS
+
+CARD_MEMBER = "keras_alexnet_card.json"
+EXPORT_CARD = "model_card.json"  # in a SavedModel's assets.extra/
+
+
+def _pretrained_facts() -> dict:
+    facts = IMAGENET_WEIGHTS.meta
+    return {key: facts[key] for key in facts if key != "categories"}
+
+
+def origin_of(weights: str | None) -> dict:
+    """What a model that starts from `weights` (an `AlexNet`/`--weights` value) starts from."""
+    if weights is None:
+        return {"weights": None, "initialisation": "random"}
+    if weights == "imagenet":
+        return {"weights": "imagenet", "pretrained": _pretrained_facts()}
+    card = {"weights": os.path.basename(weights)}
+    if weights.endswith(".keras"):
+        inner = read_card(weights)
+        if inner:
+            card["card"] = inner
+        return card
+    if weights.lower().endswith((".caffemodel", ".onnx")):
+        described, release = weights_cache.known_release(weights)
+        card["file"] = described
+        if release:
+            card["pretrained"] = _pretrained_facts()
+    return card
+
+
+def write_card(keras_path: str, card: dict) -> None:
+    """Adds (or replaces) the card of a `.keras` file, in place."""
+    text = json.dumps(card, indent=1, sort_keys=True)
+    with zipfile.ZipFile(keras_path) as archive:
+        present = CARD_MEMBER in archive.namelist()
+    if not present:
+        with zipfile.ZipFile(keras_path, "a") as archive:
+            archive.writestr(CARD_MEMBER, text)
+        return
+    temporary = f"{keras_path}.card-{os.getpid()}"
+    try:
+        with zipfile.ZipFile(keras_path) as source, zipfile.ZipFile(temporary, "w") as target:
+            for item in source.infolist():
+                if item.filename != CARD_MEMBER:
+                    target.writestr(item, source.read(item.filename))
+            target.writestr(CARD_MEMBER, text)
+        os.replace(temporary, keras_path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def read_card(keras_path: str) -> dict | None:
+    """The card of a `.keras` file, or None when it has none (or is not a zip)."""
+    try:
+        with zipfile.ZipFile(keras_path) as archive:
+            if CARD_MEMBER not in archive.namelist():
+                return None
+            return json.loads(archive.read(CARD_MEMBER).decode("utf-8"))
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return None
+
+
+def write_export_card(saved_model_dir: str, card: dict) -> str:
+    """Writes `assets.extra/model_card.json` into a SavedModel directory; returns its path."""
+    directory = os.path.join(saved_model_dir, "assets.extra")
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, EXPORT_CARD)
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(card, file, indent=1, sort_keys=True)
+    return path
