@@ -12,6 +12,13 @@ process per measurement:
 - `plain`: build, then `np.fromfile` of the whole file and `set_weights` of arrays of the model's
   shapes: the least any loader could do.
 
+Then, for `AlexNet(weights="imagenet")` (the V1 file standing in for BVLC's release, served from
+the Keras cache in a temporary KERAS_HOME):
+
+- `cached`: build, then find the converted file in the cache, check it against its record
+  (size and sha256) and load it: what every `weights="imagenet"` call after the first costs;
+- `h5`: build, then `model.load_weights` of the same converted `.weights.h5`, unchecked.
+
 Each process times its build and what follows separately. Prints, per form, the best of
 `--repeats` times of what follows the build, `load` as a ratio to `plain`, and each process's
 peak resident memory over the `build` process's.
@@ -33,14 +40,25 @@ flags.DEFINE_integer("classes", 1000, "Classes of fc8 (1000: the real file's siz
 flags.DEFINE_integer("repeats", 3, "Fresh processes per measurement; the best is kept.")
 
 _CHILD = r"""
-import json, resource, sys, time
+import dataclasses, json, os, resource, sys, time
 import keras_alexnet, numpy as np
-from keras_alexnet.pretrained import load_pretrained
+from keras_alexnet.pretrained import load_pretrained, weights_cache
+from keras_alexnet.pretrained.imagenet_weights import IMAGENET_WEIGHTS
 mode, path, classes = sys.argv[1], sys.argv[2], int(sys.argv[3])
+release = dataclasses.replace(IMAGENET_WEIGHTS, sources=(dataclasses.replace(
+    IMAGENET_WEIGHTS.sources[0], size=os.path.getsize(path),
+    digest=sys.argv[4] if len(sys.argv) > 4 else ""),))
+if mode == "install":
+    weights_cache.install(path, release)
+    sys.exit()
 start = time.perf_counter()
 model = keras_alexnet.AlexNet(lrn="caffe", classes=classes)
 built = time.perf_counter()
-if mode == "load":
+if mode == "cached":
+    model.load_weights(weights_cache.imagenet_weights_file(release))
+elif mode == "h5":
+    model.load_weights(os.path.join(weights_cache.models_dir(), release.cache_file))
+elif mode == "load":
     load_pretrained(model, path, include_top=True)
 elif mode == "plain":
     data = np.fromfile(path, np.uint8)
@@ -52,15 +70,17 @@ print(json.dumps({"build": built - start, "file": done - built, "peak_mib": peak
 """
 
 
-def _measure(mode, path, classes):
+def _measure(mode, path, classes, *extra, env=None):
     result = subprocess.run(
-        [sys.executable, "-c", _CHILD, mode, path, str(classes)],
+        [sys.executable, "-c", _CHILD, mode, path, str(classes), *extra],
         capture_output=True,
         text=True,
         cwd=REPO,
         check=True,
+        env=dict(os.environ, **(env or {})),
     )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    lines = result.stdout.strip().splitlines()
+    return json.loads(lines[-1]) if lines else None
 
 
 def main(argv):
@@ -90,6 +110,26 @@ def main(argv):
                 f"{cost['plain']:.2f} s); peak memory over build: load +{extra['load']:.0f} "
                 f"MiB, plain +{extra['plain']:.0f} MiB (build {peak['build']:.0f} MiB)"
             )
+        _cached(os.path.join(folder, "bvlc_alexnet_v1.caffemodel"), folder)
+
+
+def _cached(path, folder):
+    """weights="imagenet" from the cache against a plain load_weights of the same file."""
+    import hashlib
+
+    sha1 = hashlib.sha1(open(path, "rb").read()).hexdigest()
+    env = {"KERAS_HOME": os.path.join(folder, "keras_home")}
+    _measure("install", path, 1000, sha1, env=env)
+    runs = {
+        mode: [_measure(mode, path, 1000, sha1, env=env) for _ in range(FLAGS.repeats)]
+        for mode in ("cached", "h5")
+    }
+    cost = {m: min(r["file"] for r in rs) for m, rs in runs.items()}
+    print(
+        f'weights="imagenet" from the cache (checked against its record): {cost["cached"]:.2f} s '
+        f"after the build, {cost['cached'] / cost['h5']:.2f}x a plain load_weights of the same "
+        f".weights.h5 ({cost['h5']:.2f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def _cross(cx, cy, radius, rotation, arm=0.35):
     return [(cx + x * c - y * s, cy + x * s + y * c) for x, y in outline]
 
 
-def _shape_mask(name, rng, size):
+def shape_mask(name, rng, size):
     """An 'L' mask image with the shape drawn in 255."""
     mask = Image.new("L", (size, size), 0)
     draw = ImageDraw.Draw(mask)
@@ -127,7 +127,7 @@ def draw_example(split: str, index: int) -> tuple[np.ndarray, int]:
         colour = rng.uniform(0, 255, 3)
         if np.linalg.norm(colour - background.mean(axis=(0, 1))) > 90:
             break
-    mask = _shape_mask(CLASS_NAMES[label], rng, size * _DRAW_SCALE).resize((size, size), Image.BOX)
+    mask = shape_mask(CLASS_NAMES[label], rng, size * _DRAW_SCALE).resize((size, size), Image.BOX)
     mask = np.asarray(mask, np.float32)[..., None] / 255
     shade = 1.0 + rng.uniform(-0.15, 0.15) * (np.mgrid[0:size, 0:size][0] / size - 0.5)[..., None]
     image = background * (1 - mask) + np.clip(colour * shade, 0, 255) * mask

@@ -1,6 +1,7 @@
 """scripts/convert_weights.py and scripts/export.py on a bvlc_alexnet file of the real size
 (1000 classes, 244 MB, Caffe's V1 form), end to end in subprocesses."""
 
+import json
 import re
 
 import numpy as np
@@ -21,7 +22,7 @@ def test_convert_then_export_serves_what_caffe_computes(tmp_path):
 
     result = run_python(["scripts/convert_weights.py", source, f"--output={converted}"])
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "sha1 " in result.stdout and "not BVLC's release" in result.stdout
+    assert "sha256 " in result.stdout and "none of the known releases" in result.stdout
     assert "1000 classes, 60,965,224 parameters" in result.stdout
 
     again = run_python(["scripts/convert_weights.py", source, f"--output={converted}"])
@@ -42,6 +43,13 @@ def test_convert_then_export_serves_what_caffe_computes(tmp_path):
     names = imagenet_class_names()
     best = [names[i] for i in np.argmax(logits, axis=1)]
     assert [label.decode() for label in served["labels"].numpy()[:, 0]] == best
+
+    # Where the weights came from travels with the .keras file into the export's model card.
+    with open(f"{export_dir}/1/assets.extra/model_card.json") as file:
+        card = json.load(file)
+    assert card["weights"] == "bvlc_alexnet.caffemodel"
+    assert "sha256" in card["file"] and "pretrained" not in card  # not a known release
+    assert card["classes"] == 1000 and card["class_names"] == names
 
 
 @pytest.mark.parametrize(
@@ -73,3 +81,17 @@ def test_convert_refuses_another_network_in_one_line(tmp_path):
     assert "ERROR:" in result.stderr and "is CaffeNet" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "x.keras").exists()
+
+
+def test_install_refuses_a_file_that_is_no_known_release_in_one_line(tmp_path):
+    source = tmp_path / "bvlc_alexnet.caffemodel"
+    source.write_bytes(b"\x0a\x07AlexNet")
+    result = run_python(
+        ["scripts/convert_weights.py", str(source), "--install"],
+        env={"KERAS_HOME": str(tmp_path / "keras_home")},
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "is none of the known files of bvlc_alexnet" in result.stderr
+    assert "9116a64c0fbe4459d18f4bb6b56d647b63920377" in result.stderr
+    assert not (tmp_path / "keras_home" / "models" / "bvlc_alexnet_imagenet.weights.h5").exists()
