@@ -130,7 +130,9 @@ def _frozen_check(best_path, source_path, train_from):
             continue
         same = all(
             np.array_equal(a, b)
-            for a, b in zip(layer.get_weights(), source.get_layer(layer.name).get_weights())
+            for a, b in zip(
+                layer.get_weights(), source.get_layer(layer.name).get_weights(), strict=True
+            )
         )
         if same != (BLOCKS.index(block) < first):
             wrong.append(f"{layer.name} {'unchanged' if same else 'changed'}")
