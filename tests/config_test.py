@@ -6,6 +6,7 @@ import os
 import pytest
 
 from keras_alexnet.config import SettingsError, TrainConfig
+from tests.conftest import REPO_ROOT
 
 
 def test_defaults_are_the_papers_recipe():
@@ -98,3 +99,21 @@ def test_each_bad_flag_is_named(flag, message):
 
     with pytest.raises((flags.Error, SettingsError), match=message):
         _parsed(flag).validate()
+
+
+@pytest.mark.parametrize("name", ["paper", "quickstart", "finetune"])
+def test_each_recipe_file_parses_into_a_valid_config(name):
+    from absl import flags
+
+    from keras_alexnet.config import config_from_flags, define_flags
+
+    values = flags.FlagValues()
+    define_flags(values)
+    values(["train.py", f"--flagfile={os.path.join(REPO_ROOT, 'configs', name + '.flags')}"])
+    config = config_from_flags(values).validate()
+    if name == "finetune":
+        assert (config.weights, config.train_from, config.network_lrn) == (
+            "imagenet",
+            "fc6",
+            "caffe",
+        )
