@@ -16,6 +16,7 @@ import zipfile
 
 import h5py
 import keras
+import numpy as np
 
 from keras_alexnet import compat
 
@@ -134,7 +135,12 @@ def check_weights_fit(model: keras.Model, path: str, allow_unused: bool = False)
 
 
 def load_weights(model: keras.Model, path: str | os.PathLike, allow_unused: bool = False):
-    """Checks that the weights file fits `model` (see `check_weights_fit`), then loads it."""
+    """Checks that the weights file fits `model` (see `check_weights_fit`), then loads it.
+
+    Raises:
+        ValueError: the file does not fit, or it holds NaN or infinite values (naming the
+            layer); the model then holds part of the file, so build it again.
+    """
     path = os.fspath(path)
     check_weights_fit(model, path, allow_unused=allow_unused)
     with warnings.catch_warnings():
@@ -143,3 +149,19 @@ def load_weights(model: keras.Model, path: str | os.PathLike, allow_unused: bool
         warnings.filterwarnings("ignore", message="Skipping nested container")
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model.load_weights(path)
+    check_finite(model, path)
+
+
+def check_finite(model: keras.Model, source: str) -> None:
+    """Raises `ValueError` naming the first layer of `model` with a NaN or infinite weight:
+    a model that computes NaN for every image is refused, not loaded silently."""
+    for layer in model.layers:
+        for variable in layer.weights:
+            values = keras.ops.convert_to_numpy(variable)
+            bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+            if bad:
+                raise ValueError(
+                    f"The weights file {source!r} holds {bad:,} NaN or infinite values in layer "
+                    f"'{layer.name}' ({variable.path}). It was saved from a run that diverged "
+                    "or is damaged: use an earlier checkpoint or another copy."
+                )

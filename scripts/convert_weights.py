@@ -46,8 +46,15 @@ def main(argv):
     output = os.path.expanduser(FLAGS.output)
     if not output.endswith(".keras"):
         return _error(f"--output must end in .keras; received --output={FLAGS.output}")
+    if os.path.isdir(output):
+        return _error(f"--output={output} is a folder; give the path of a .keras file.")
     if os.path.exists(output) and not FLAGS.overwrite:
         return _error(f"{output} exists; pass --overwrite to replace it.")
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        return _error(f"the folder of --output, {folder}, does not exist: create it first.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return _error(f"cannot write in {folder} (--output's folder): choose another folder.")
     if not os.path.isfile(source):
         return _error(f"{source} does not exist or is not a file.")
     import keras_alexnet  # isort: skip  (before TensorFlow loads: see keras_alexnet.machine)
@@ -56,11 +63,10 @@ def main(argv):
 
     _describe_file(source)
     try:
-        matched = pretrained.read_network(source)
+        matched = pretrained.read_network(source)  # the file is parsed once
         classes = pretrained.classes_in(matched) or NUM_IMAGENET_CLASSES
-        model = keras_alexnet.AlexNet(
-            include_top=FLAGS.include_top, weights=source, classes=classes
-        )
+        model = keras_alexnet.AlexNet(include_top=FLAGS.include_top, classes=classes, lrn="caffe")
+        pretrained.load_matched(model, matched, FLAGS.include_top, source)
     except ValueError as error:
         return _error(error)
     partial = f"{output}.partial-{os.getpid()}.keras"
@@ -68,6 +74,11 @@ def main(argv):
         model.save(partial)
         model_card.write_card(partial, model_card.origin_of(source))
         os.replace(partial, output)
+    except OSError as error:
+        return _error(
+            f"could not write {output} ({error.strerror or error}): free space or choose "
+            "another folder; nothing was written there."
+        )
     finally:
         if os.path.exists(partial):
             os.remove(partial)

@@ -84,7 +84,11 @@ def load_pretrained(model: keras.Model, path: str | os.PathLike, include_top: bo
             (classes, input channels, include_top); the model is left unchanged.
     """
     path = os.fspath(path)
-    matched = read_network(path)
+    load_matched(model, read_network(path), include_top, path)
+
+
+def load_matched(model: keras.Model, matched: dict, include_top: bool, path: str) -> None:
+    """`load_pretrained` for a file already read by `read_network` (the file is parsed once)."""
     classes = classes_in(matched)
     if include_top:
         if classes is None:

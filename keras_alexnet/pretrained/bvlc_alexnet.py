@@ -126,8 +126,24 @@ def check_network(layers: list[net.NetLayer], path: str) -> dict[str, net.NetLay
                 "loads bvlc_alexnet (see README, Pretrained weights)."
             )
         size = _check_step(step, layer, size, path)
+        _check_finite(layer, path)
         matched[step.name] = layer
     return matched
+
+
+def _check_finite(layer: net.NetLayer, path: str) -> None:
+    """Refuses a layer whose weights or bias hold NaN or infinity: such a model computes NaN
+    for every image, and a file that holds them is damaged or was saved from a diverged run."""
+    for what, values in (("weights", layer.weights), ("bias", layer.bias)):
+        if values is None:
+            continue
+        bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+        if bad:
+            raise Mismatch(
+                f"{path}: layer {layer.name!r} holds {bad:,} NaN or infinite values in its "
+                f"{what} (of {values.size:,}). The file is damaged or was saved from a run "
+                "that diverged: use another copy."
+            )
 
 
 def _computing_chain(layers, path) -> list[net.NetLayer]:

@@ -89,7 +89,7 @@ _ACCURACY = (
         "top1": 0.5480,
         "top5": 0.7823,
         "protocol": "ILSVRC-2012 validation, the ONNX model zoo's 224x224 preprocessing",
-        "source": "ONNX model zoo, vision/classification/alexnet/README.md",
+        "source": "ONNX model zoo, validated/vision/classification/alexnet/README.md",
     },
 )
 
@@ -155,7 +155,7 @@ IMAGENET_WEIGHTS = PretrainedWeights(
     accuracy=_ACCURACY,
     license=(
         "BVLC released bvlc_alexnet for unrestricted use (models/bvlc_alexnet/readme.md); "
-        "the ONNX model zoo's conversions are under its BSD-style licence"
+        "the ONNX model zoo's conversions are under its BSD-3-Clause licence"
     ),
     cache_file="bvlc_alexnet_imagenet.weights.h5",
 )

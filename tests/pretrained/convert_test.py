@@ -58,6 +58,7 @@ def test_convert_then_export_serves_what_caffe_computes(tmp_path):
         (["/nonexistent.caffemodel", "--output=x.keras"], r"does not exist"),
         (["a.caffemodel", "--output=x.h5"], r"--output must end in .keras"),
         (["--output=x.keras"], r"exactly one weights file"),
+        (["a.caffemodel", "--output=/nonexistent/x.keras"], r"/nonexistent, does not exist"),
     ],
 )
 def test_convert_bad_arguments_are_one_line(args, message):
@@ -96,3 +97,13 @@ def test_install_refuses_a_file_that_is_no_known_release_in_one_line(tmp_path):
     assert "is none of the known files of bvlc_alexnet" in errors[0]
     assert "9116a64c0fbe4459d18f4bb6b56d647b63920377" in errors[0]
     assert not (tmp_path / "keras_home" / "models" / "bvlc_alexnet_imagenet.weights.h5").exists()
+
+
+def test_convert_onto_a_folder_is_one_line_before_reading_the_file(tmp_path):
+    (tmp_path / "out.keras").mkdir()
+    result = run_python(
+        ["scripts/convert_weights.py", "a.caffemodel", f"--output={tmp_path}/out.keras"]
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "is a folder; give the path of a .keras file" in result.stderr
