@@ -8,6 +8,9 @@ layout, and its Gemm is an fc layer, so the same checker applies.
 
 from __future__ import annotations
 
+import math
+import os
+
 import numpy as np
 
 from keras_alexnet.pretrained import net
@@ -27,6 +30,10 @@ _KINDS = {
     "Softmax": net.SOFTMAX,
 }
 
+# The most elements a tensor of bvlc_alexnet holds (fc6's 4096 x 9216) and a margin: a tensor
+# declaring more is refused before a byte of it is read.
+MAX_ELEMENTS = 2 * 4096 * 9216
+
 
 def read_onnx(path: str) -> list[net.NetLayer]:
     """The layers of the ONNX model at `path`, in the graph's order.
@@ -36,7 +43,8 @@ def read_onnx(path: str) -> list[net.NetLayer]:
     """
     onnx, numpy_helper = _import_onnx()
     try:
-        model = onnx.load(path)
+        # External data is read tensor by tensor, each after its size is checked.
+        model = onnx.load(path, load_external_data=False)
     except Exception as error:  # onnx raises DecodeError, OSError, ValueError... by version
         raise ValueError(
             f"{path} could not be read as an ONNX model ({type(error).__name__}: {error}). "
@@ -45,11 +53,14 @@ def read_onnx(path: str) -> list[net.NetLayer]:
     graph = model.graph
     if not graph.node:
         raise ValueError(f"{path} is not an ONNX model with a graph (no nodes found).")
-    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    folder = os.path.dirname(os.path.abspath(path))
+    constants = {t.name: _tensor(t, folder, path) for t in graph.initializer}
     layers: list[net.NetLayer] = []
     for node in graph.node:
         if node.op_type == "Constant":
-            constants[node.output[0]] = _constant_value(node, numpy_helper)
+            if not node.output:
+                raise ValueError(f"{path}: Constant node {node.name!r} has no output.")
+            constants[node.output[0]] = _constant_value(node, folder, path)
             continue
         if node.op_type == "Add" and _is_bias_of_last_fc(node, layers, constants):
             layers[-1] = _with_bias(layers[-1], node, constants)
@@ -76,11 +87,54 @@ def _attributes(node) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def _constant_value(node, numpy_helper):
-    attrs = _attributes(node)
+def _tensor(tensor, folder: str, path: str) -> np.ndarray:
+    """An initializer's values, after checking its type and size against what it declares:
+    its external data (if any) is read only when it holds exactly that many bytes."""
+    from onnx import external_data_helper, helper, numpy_helper
+
+    where = f"{path}: tensor {tensor.name!r}"
+    try:
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type))
+    except (KeyError, ValueError, TypeError):
+        raise ValueError(
+            f"{where} has data type {tensor.data_type}, which is no ONNX numeric type. The "
+            "file is damaged or not an ONNX model of bvlc_alexnet."
+        ) from None
+    if any(d < 0 for d in tensor.dims) or math.prod(tensor.dims) > MAX_ELEMENTS:
+        raise ValueError(
+            f"{where} declares shape {list(tensor.dims)}; bvlc_alexnet's largest tensor has "
+            f"{4096 * 9216:,} elements. The file is not bvlc_alexnet."
+        )
+    if external_data_helper.uses_external_data(tensor):
+        info = external_data_helper.ExternalDataInfo(tensor)
+        expected = math.prod(tensor.dims) * dtype.itemsize
+        data_file = os.path.join(folder, info.location)
+        if not os.path.isfile(data_file):
+            raise ValueError(f"{where} keeps its data in {info.location!r}, which is missing.")
+        declared = info.length or max(os.path.getsize(data_file) - (info.offset or 0), 0)
+        if declared != expected:
+            raise ValueError(
+                f"{where} keeps {declared:,} bytes of data in {info.location!r} for a shape of "
+                f"{list(tensor.dims)} ({expected:,} bytes). The file is damaged or crafted; "
+                "nothing was read."
+            )
+        try:
+            external_data_helper.load_external_data_for_tensor(tensor, folder)
+        except Exception as error:  # onnx refuses paths outside the folder, by version
+            raise ValueError(f"{where}: its external data was refused ({error}).") from None
+    try:
+        return numpy_helper.to_array(tensor)
+    except Exception as error:  # onnx raises ValueError, TypeError... for a bad payload
+        raise ValueError(f"{where} could not be read ({type(error).__name__}: {error}).") from None
+
+
+def _constant_value(node, folder: str, path: str):
+    attrs = {a.name: a for a in node.attribute}
     if "value" in attrs:
-        return numpy_helper.to_array(attrs["value"])
-    return np.asarray(next(iter(attrs.values())))
+        return _tensor(attrs["value"].t, folder, path)
+    if not attrs:
+        raise ValueError(f"{path}: Constant node {node.name!r} has no value.")
+    return np.asarray(_attributes(node)[next(iter(attrs))])
 
 
 def _net_layer(node, constants, path) -> net.NetLayer:
