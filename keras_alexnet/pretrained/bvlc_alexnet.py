@@ -151,8 +151,9 @@ def _computing_chain(layers, path) -> list[net.NetLayer]:
     alias: dict[str, str] = {}
     chain: list[net.NetLayer] = []
     previous_output = None
-    for layer in layers:
-        if layer.kind in (net.DATA, net.LOSS):
+    last_read = {name: i for i, layer in enumerate(layers) for name in layer.inputs}
+    for index, layer in enumerate(layers):
+        if layer.kind in (net.DATA, net.LOSS) or _off_the_path(index, layer, last_read):
             continue
         if layer.kind == net.OTHER:
             raise Mismatch(
@@ -178,6 +179,18 @@ def _computing_chain(layers, path) -> list[net.NetLayer]:
         for output in layer.outputs:
             alias.pop(output, None)
     return chain
+
+
+def _off_the_path(index: int, layer: net.NetLayer, last_read: dict[str, int]) -> bool:
+    """A layer of a type bvlc_alexnet lacks that carries no weights and feeds nothing: a data
+    source (it reads nothing) or a sink (no later layer reads its outputs), such as Caffe's
+    DummyData, HDF5Data, Python or SigmoidCrossEntropyLoss layers of a training net. Caffe
+    loads such files; so do we, whatever the type. A layer on the path still decides."""
+    if layer.kind != net.OTHER or layer.weights is not None or layer.bias is not None:
+        return False
+    if not layer.inputs:
+        return True
+    return all(last_read.get(output, -1) <= index for output in layer.outputs)
 
 
 def _refuse_caffenet(chain, path):

@@ -14,6 +14,7 @@ are NumPy views of it until the checker copies them into the model's layout.
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 
@@ -81,6 +82,11 @@ _KINDS = {
     "Accuracy": net.LOSS,
     "Silence": net.LOSS,
 }
+# Bounds on what a file may hold before it is refused, far above bvlc_alexnet's (its deploy
+# and train_val nets have at most 30 layers; a layer at most 2 blobs): a crafted file of
+# millions of tiny layers or blobs is refused at once instead of parsed for minutes.
+MAX_LAYERS = 1000
+MAX_BLOBS = 8
 _POOL_METHODS = {0: "max", 1: "average", 2: "stochastic"}
 _LRN_REGIONS = {0: "across_channels", 1: "within_channel"}
 
@@ -114,6 +120,11 @@ def _read_net(buffer, path: str) -> list[net.NetLayer]:
         elif field.number == _NET_LAYERS and field.wire_type == LENGTH_DELIMITED:
             layers.append(_read_layer(buffer, *field.value, path))
             forms.add("current")
+        if len(layers) > MAX_LAYERS:
+            raise ValueError(
+                f"{path} holds more than {MAX_LAYERS} layers; bvlc_alexnet has about 25. It is "
+                "another network, or a damaged or crafted file."
+            )
     if not layers:
         raise ValueError(
             f"{path} holds no Caffe layers (neither `layers` nor `layer`): it is not a "
@@ -140,6 +151,7 @@ def _read_v1_layer(buffer, start, end, path) -> net.NetLayer:
             tops.append(string(buffer, field))
         elif field.number == _V1["blobs"]:
             blobs.append(_read_blob(buffer, *field.value))
+            _check_blob_count(blobs, name, path)
         elif field.number in _V1_PARAMS:
             params[_V1_PARAMS[field.number]] = _raw(buffer, *field.value)
         elif field.number == _V1["v0_layer"]:
@@ -163,9 +175,18 @@ def _read_layer(buffer, start, end, path) -> net.NetLayer:
             tops.append(string(buffer, field))
         elif field.number == _LAYER["blobs"]:
             blobs.append(_read_blob(buffer, *field.value))
+            _check_blob_count(blobs, name, path)
         elif field.number in _LAYER_PARAMS:
             params[_LAYER_PARAMS[field.number]] = _raw(buffer, *field.value)
     return _net_layer(name, type_name, bottoms, tops, blobs, params, path)
+
+
+def _check_blob_count(blobs, name, path) -> None:
+    if len(blobs) > MAX_BLOBS:
+        raise ValueError(
+            f"{path}: layer {name or '?'} holds more than {MAX_BLOBS} weight blobs; Caffe's "
+            "layers hold at most 3. It is a damaged or crafted file."
+        )
 
 
 def _raw(buffer, start, end) -> _Params:
@@ -238,7 +259,9 @@ def _read_blob(buffer, start, end) -> np.ndarray:
         data = np.zeros(0, np.float32)
     if shape is None:
         shape = [legacy.get(i, 0) for i in _BLOB_LEGACY_DIMS] if legacy else [data.size]
-    count = int(np.prod(shape)) if shape else 1
+    if any(d < 0 for d in shape):
+        raise WireError(f"a weight blob has the negative dimensions {tuple(shape)}")
+    count = math.prod(shape)  # Python integers: huge dimensions cannot wrap around
     if count != data.size:
         raise WireError(
             f"a weight blob of shape {tuple(shape)} holds {data.size} values instead of {count}"
@@ -270,6 +293,11 @@ def _net_layer(name, type_name, bottoms, tops, blobs, params, path) -> net.NetLa
         raise ValueError(
             f"{path}: layer {name} ({type_name}) has weights of shape {weights.shape}; a 2D "
             "convolution's are (out, in, height, width)."
+        )
+    if weights is not None and kind == net.FC and weights.ndim != 2:
+        raise ValueError(
+            f"{path}: layer {name} ({type_name}) has weights of shape {weights.shape}; a fully "
+            "connected layer's are (outputs, inputs)."
         )
     return net.NetLayer(name, kind, tuple(bottoms), tuple(tops), weights, bias, attrs)
 
