@@ -52,3 +52,28 @@ def test_a_keras_weights_file_with_nan_is_refused_naming_the_layer(tmp_path):
     model.save_weights(path)
     with pytest.raises(ValueError, match=r"1 NaN or infinite values in layer 'conv4_b'"):
         AlexNet(include_top=False, weights=path)
+
+
+def test_a_keras_file_whose_weights_inflate_too_far_is_refused_before_inflating(tmp_path):
+    import struct
+    import zipfile
+
+    path = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("model.weights.h5", bytes(1000))
+    data = bytearray(path.read_bytes())
+    central = data.index(b"PK\x01\x02")  # the member's central directory entry
+    data[central + 24 : central + 28] = struct.pack("<I", 0x50000000)  # declares 1.34 GB
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"inflates to 1,342,177,280 bytes, more than"):
+        AlexNet(include_top=False, weights=str(path))
+
+
+def test_a_weights_file_with_a_dataset_where_a_group_belongs_is_one_error(tmp_path):
+    import h5py
+
+    path = tmp_path / "odd.weights.h5"
+    with h5py.File(path, "w") as file:
+        file.create_dataset("layers/conv1_a", data=np.zeros(3))
+    with pytest.raises(ValueError, match=r"could not be read as a Keras weights file"):
+        AlexNet(include_top=False, weights=str(path))
