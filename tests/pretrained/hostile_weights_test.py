@@ -1,6 +1,7 @@
-"""Weights with NaN or infinity are refused, naming the layer, in every form that loads: a
-`.caffemodel`, an `.onnx` and a Keras `.weights.h5` (a model computing NaN for every image is
-never loaded silently)."""
+"""Weights files that must not load: NaN or infinity in a `.caffemodel`, an `.onnx` or a Keras
+`.weights.h5` (refused naming the layer: a model computing NaN for every image is never loaded
+silently), a `.keras` whose weights would inflate past any AlexNet's size (refused before
+inflating), an HDF5 file of another layout (one error)."""
 
 import numpy as np
 import pytest
