@@ -24,6 +24,7 @@ loads a half-written version.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -228,7 +229,8 @@ def export_saved_model(
     Example:
         export_saved_model(model, "saved_models/alexnet", source.class_names)
     """
-    if version is None:
+    chosen = version is None
+    if chosen:
         version = next_version(export_dir)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"version must be a positive integer; received version={version!r}.")
@@ -249,7 +251,27 @@ def export_saved_model(
             temporary,
             {**(card or {}), "classes": len(class_names), "class_names": list(class_names)},
         )
-        os.rename(temporary, final)
+        final = _rename_into_version(temporary, export_dir, version, chosen)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     return final
+
+
+def _rename_into_version(temporary: str, export_dir: str, version: int, chosen: bool) -> str:
+    """Renames the finished export to `<export_dir>/<version>`. Another export that took the
+    same free version first (two exports at once) wins it: a chosen version then moves on to
+    the next free one, so both exports land; a version asked for is an error."""
+    while True:
+        final = os.path.join(export_dir, str(version))
+        try:
+            os.rename(temporary, final)  # fails onto an existing, non-empty version
+            return final
+        except OSError as error:
+            if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            if not chosen:
+                raise FileExistsError(
+                    f"{final} already exists; TF Serving versions are never overwritten. "
+                    "Leave version unset to write the next one."
+                ) from None
+            version = max(version + 1, next_version(export_dir))

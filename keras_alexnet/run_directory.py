@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -130,7 +131,19 @@ class RunLock:
     def acquire(self) -> RunLock:
         if fcntl is None:
             return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            # Never through a symlink: the lock file is truncated and written below.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as error:
+            raise RunDirectoryError(
+                f"{self.path} is not a lock file this run can use ({error.strerror}): it is a "
+                "symbolic link or not a regular file. Remove it, or give another --model_dir."
+            ) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise RunDirectoryError(
+                f"{self.path} is not a regular file: remove it, or give another --model_dir."
+            )
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -168,15 +181,17 @@ def _read_holder(fd) -> str:
 
 
 def atomic_save(save: Callable[[str], None], path: str) -> None:
-    """Calls `save(temporary path)` next to `path`, then renames it into place."""
+    """Calls `save(temporary path)` next to `path`, then renames it into place. The temporary
+    path is inside a new directory only this process made (`mkdtemp`: created exclusively, not
+    guessable), so no file planted in its place, a symlink included, is ever written through."""
     directory, name = os.path.split(path)
-    temporary = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
+    private = tempfile.mkdtemp(prefix=f".saving-{os.getpid()}-", dir=directory or ".")
     try:
+        temporary = os.path.join(private, name)
         save(temporary)
         os.replace(temporary, path)
     finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def write_class_names(class_names: Sequence[str], path: str) -> None:
@@ -208,6 +223,30 @@ def write_state(backup_dir: str, state: RunState) -> None:
     atomic_save(write, os.path.join(backup_dir, STATE_FILE))
 
 
+def _check_state_values(state: RunState) -> None:
+    """Raises `TypeError`/`ValueError` for a state whose values cannot come from a run: wrong
+    types, negative counters, a step beyond its epoch's steps, a weights file that is not a
+    plain name inside the backup directory."""
+    for name, kind in (("settings", dict), ("callbacks", dict), ("history", list)):
+        if not isinstance(getattr(state, name), kind):
+            raise TypeError(f"{name} is not a {kind.__name__}")
+    for name in ("epoch", "step"):
+        value = getattr(state, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} is {value!r}, not a count")
+    steps = state.settings.get("steps_per_epoch")
+    if isinstance(steps, int) and not state.step < steps:
+        raise ValueError(f"step {state.step} lies beyond the epoch's {steps} steps")
+    weights = state.weights
+    if (
+        not isinstance(weights, str)
+        or weights in ("", ".", "..")
+        or os.path.basename(weights) != weights
+        or (os.altsep and os.altsep in weights)
+    ):
+        raise ValueError(f"the weights file {weights!r} is not a file of the backup directory")
+
+
 def read_state(backup_dir: str) -> RunState | None:
     """The backup's `state.json`, or None when there is no backup.
 
@@ -224,8 +263,7 @@ def read_state(backup_dir: str) -> RunState | None:
     try:
         with open(path, encoding="utf-8") as file:
             state = RunState.from_json(json.load(file))
-        if not isinstance(state.settings, dict) or not isinstance(state.weights, str):
-            raise TypeError("unexpected structure")
+        _check_state_values(state)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise RunDirectoryError(
             f"the backup {path} is damaged and cannot be resumed ({type(error).__name__}: "

@@ -181,3 +181,20 @@ def test_export_refuses_statistics_that_are_not_pixel_statistics():
     bad = dataclasses.replace(IMAGENET_STATS, mean_rgb=(float("nan"), 116.78, 103.94))
     with pytest.raises(ValueError, match="stats given to the export .* mean_rgb must be"):
         export.serving_archive(None, ["a"], bad)  # checked first: no model needed
+
+
+def test_two_exports_choosing_the_same_version_both_land(tmp_path, monkeypatch):
+    """The other export takes version 1 while this one is being written: this one lands as 2."""
+    export_dir = tmp_path / "alexnet"
+    real = export.write_warmup_requests
+
+    def another_export_lands_first(saved_model_dir, *args, **kwargs):
+        (export_dir / "1").mkdir()
+        (export_dir / "1" / "saved_model.pb").write_bytes(b"the other export")
+        return real(saved_model_dir, *args, **kwargs)
+
+    monkeypatch.setattr(export, "write_warmup_requests", another_export_lands_first)
+    path = export_saved_model(AlexNet(classes=3, init="he"), str(export_dir), CLASS_NAMES)
+    assert path == str(export_dir / "2")
+    assert (export_dir / "1" / "saved_model.pb").read_bytes() == b"the other export"
+    assert sorted(os.listdir(export_dir)) == ["1", "2"]

@@ -227,3 +227,47 @@ def test_class_names_that_would_not_read_back_are_refused(tmp_path):
         with pytest.raises(RunDirectoryError, match="cannot be kept one per line"):
             write_class_names(["cat", bad], path)
     assert read_class_names(path) == ["cat", "dog house", "ü"]  # the file is untouched
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"callbacks": []}, "callbacks is not a dict"),
+        ({"epoch": "3"}, "epoch is '3', not a count"),
+        ({"epoch": -1}, "epoch is -1, not a count"),
+        ({"step": 213, "settings": {"steps_per_epoch": 2}}, "step 213 lies beyond the epoch's 2"),
+        ({"weights": "../outside.weights.h5"}, "is not a file of the backup directory"),
+        ({"weights": "/etc/hostname"}, "is not a file of the backup directory"),
+    ],
+)
+def test_a_tampered_backup_is_refused_as_damaged(tmp_path, change, message):
+    backup = str(tmp_path / "backup")
+    _write_backup(backup, {"seed": 0})
+    state_file = tmp_path / "backup" / "state.json"
+    state = json.loads(state_file.read_text())
+    state.update(change)
+    state_file.write_text(json.dumps(state))
+    (tmp_path / "outside.weights.h5").write_bytes(b"weights")
+    with pytest.raises(RunDirectoryError, match=rf"state.json is damaged.*{message}"):
+        run_directory.read_state(backup)
+
+
+def test_a_lock_that_is_a_symlink_is_refused_and_its_target_untouched(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".lock").symlink_to(victim)
+    with pytest.raises(RunDirectoryError, match=r"\.lock is not a lock file this run can use"):
+        RunLock(str(run)).acquire()
+    assert victim.read_text() == "keep"
+
+
+def test_atomic_save_never_writes_through_a_planted_symlink(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    (tmp_path / "names.txt").symlink_to(victim)
+    run_directory.write_class_names(["cat", "dog"], str(tmp_path / "names.txt"))
+    assert victim.read_text() == "keep"
+    assert (tmp_path / "names.txt").read_text() == "cat\ndog\n"  # the link replaced by the file
+    assert sorted(os.listdir(tmp_path)) == ["names.txt", "victim"]  # no temporaries left
