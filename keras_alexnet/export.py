@@ -93,8 +93,10 @@ def serving_archive(
     k = min(TOP_K, classes)
     size = DEFAULT_SIZE
 
+    # Not `archive.track(model)`: the endpoints' functions bring the variables they read, and
+    # tracking the model as well saved every weight twice (as the Keras variables and as the
+    # variables the functions capture: an export of 2x the weights' size, measured).
     archive = keras.export.ExportArchive()
-    archive.track(model)
 
     def outputs(probabilities):
         scores, indices = tf.math.top_k(probabilities, k=k)

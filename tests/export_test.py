@@ -198,3 +198,11 @@ def test_two_exports_choosing_the_same_version_both_land(tmp_path, monkeypatch):
     assert path == str(export_dir / "2")
     assert (export_dir / "1" / "saved_model.pb").read_bytes() == b"the other export"
     assert sorted(os.listdir(export_dir)) == ["1", "2"]
+
+
+def test_the_export_holds_each_weight_once(exported):
+    model, _, path, _ = exported
+    weights = sum(np.asarray(v).nbytes for v in model.weights)
+    variables = os.path.join(path, "variables")
+    stored = sum(os.path.getsize(os.path.join(variables, f)) for f in os.listdir(variables))
+    assert weights <= stored < 1.1 * weights, (stored, weights)
