@@ -80,16 +80,38 @@ def read_class_names(path: str) -> list[str]:
         ) from None
 
 
-def _keras_classifier(path: str, class_names: str | None, stats: str | None) -> Classifier:
+def load_trained_model(path: str):
+    """A `.keras` model file, loaded safely (no Lambda code is run; classes this package does not
+    register are refused).
+
+    Raises:
+        ValueError: one line naming the file and why it cannot be loaded.
+    """
+    import zipfile
+
     import keras
 
     import keras_alexnet  # noqa: F401  (registers the custom layers)
-    from keras_alexnet.data import IMAGENET_STATS, load_stats, pipeline
 
     try:
-        model = keras.saving.load_model(path)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"Cannot load the model {path!r}: {error}") from None
+        return keras.saving.load_model(path, safe_mode=True)
+    except (
+        OSError,
+        ValueError,
+        TypeError,  # a class Keras cannot locate (not one of this package's)
+        KeyError,
+        NotImplementedError,
+        zipfile.BadZipFile,
+    ) as error:
+        reason = " ".join(str(error).split())[:500]
+        raise ValueError(f"Cannot load the model {path!r}: {reason}") from None
+
+
+def _keras_classifier(path: str, class_names: str | None, stats: str | None) -> Classifier:
+    import keras_alexnet
+    from keras_alexnet.data import IMAGENET_STATS, load_stats, pipeline
+
+    model = load_trained_model(path)
     classes = model.output_shape[-1]
     if class_names:
         names = read_class_names(class_names)

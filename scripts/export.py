@@ -37,8 +37,6 @@ def main(argv):
     import keras_alexnet  # isort: skip  (before TensorFlow loads: see keras_alexnet.machine)
     from keras_alexnet import data, export, model_card, prediction, run_directory  # isort: skip
 
-    import keras
-
     model_path, names_path, stats_path = FLAGS.model, FLAGS.class_names, FLAGS.stats
     if FLAGS.model_dir:
         run = os.path.expanduser(FLAGS.model_dir)
@@ -47,17 +45,17 @@ def main(argv):
         stats_path = stats_path or os.path.join(run, run_directory.STATS_FILE)
     if not os.path.isfile(model_path):
         return _error(f"{model_path} does not exist; train with scripts/train.py first.")
-    model = keras.saving.load_model(model_path)
-    classes = model.output_shape[-1]
-    if names_path:
-        if not os.path.isfile(names_path):
-            return _error(f"the class names file {names_path} does not exist.")
-        class_names = prediction.read_class_names(names_path)
-    elif classes == 1000:
-        class_names = keras_alexnet.imagenet_class_names()
-    else:
-        return _error(f"the model has {classes} classes: give their names with --class_names.")
     try:
+        model = prediction.load_trained_model(model_path)
+        classes = model.output_shape[-1]
+        if names_path:
+            if not os.path.isfile(names_path):
+                return _error(f"the class names file {names_path} does not exist.")
+            class_names = prediction.read_class_names(names_path)
+        elif classes == 1000:
+            class_names = keras_alexnet.imagenet_class_names()
+        else:
+            return _error(f"the model has {classes} classes: give their names with --class_names.")
         stats = data.load_stats(stats_path) if stats_path else data.IMAGENET_STATS
         path = export.export_saved_model(
             model,
@@ -67,7 +65,7 @@ def main(argv):
             FLAGS.version,
             card=model_card.read_card(model_path),
         )
-    except (ValueError, FileExistsError) as error:
+    except (ValueError, OSError) as error:  # (FileExistsError is an OSError)
         return _error(error)
     print(f"Exported to {path}")
     return 0

@@ -206,3 +206,62 @@ def test_the_export_holds_each_weight_once(exported):
     variables = os.path.join(path, "variables")
     stored = sum(os.path.getsize(os.path.join(variables, f)) for f in os.listdir(variables))
     assert weights <= stored < 1.1 * weights, (stored, weights)
+
+
+def _keras_file_with(tmp_path, name, change):
+    """A small saved model whose config.json is then changed by `change(config)`."""
+    import json
+    import zipfile
+
+    small = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="predictions")])
+    path = tmp_path / name
+    small.save(path)
+    with zipfile.ZipFile(path) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    config = json.loads(members["config.json"])
+    change(config)
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+    return str(path)
+
+
+def _unknown_class(config):
+    config["config"]["layers"][-1].update(class_name="Evil", module="evil", registered_name="Evil")
+
+
+def _lambda_layer(config):
+    config["config"]["layers"][-1] = {
+        "module": "keras.layers",
+        "class_name": "Lambda",
+        "config": {
+            "name": "sneaky",
+            "function": {
+                "class_name": "__lambda__",
+                "config": {
+                    "code": "4wEAAAAAAAAAAAAAAAEAAAACAAAAQwAAAHMEAAAAfABTACkBTqkAKQHa"
+                    "AXhyAQAAAHIBAAAA",
+                    "defaults": None,
+                    "closure": None,
+                },
+            },
+        },
+        "registered_name": None,
+    }
+
+
+@pytest.mark.parametrize("change", [_unknown_class, _lambda_layer], ids=["unknown-class", "lambda"])
+def test_export_script_refuses_a_model_it_cannot_load_in_one_line(tmp_path, change):
+    from tests.conftest import run_python
+
+    path = _keras_file_with(tmp_path, "odd.keras", change)
+    result = run_python(
+        ["scripts/export.py", f"--model={path}", f"--export_dir={tmp_path / 'export'}"],
+        env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1 and "Cannot load the model" in errors[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "export").exists()
