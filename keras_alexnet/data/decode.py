@@ -65,7 +65,9 @@ def declared_shape(encoded: tf.Tensor, what: str | tf.Tensor = "image") -> tf.Te
         return tf.cast(tf.io.extract_jpeg_shape(encoded)[:2], tf.int64)
 
     def png():
-        header = tf.strings.substr(encoded, 16, 8)  # IHDR: width, then height
+        # IHDR: width, then height. From at most the end: a PNG of 8 to 15 bytes must reach
+        # the message below, not an out-of-range error quoting its raw bytes.
+        header = tf.strings.substr(encoded, tf.minimum(16, tf.strings.length(encoded)), 8)
         complete = tf.debugging.Assert(
             tf.equal(tf.strings.length(header), 8),
             [

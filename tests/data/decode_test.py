@@ -68,3 +68,14 @@ def test_declared_size_of_file_matches_the_decoded_size(tmp_path):
         (tmp_path / "bad").write_bytes(data)
         with pytest.raises(ValueError):
             decode.declared_size_of_file(str(tmp_path / "bad"))
+
+
+@pytest.mark.parametrize("length", range(8, 24))
+def test_a_png_that_ends_inside_its_header_is_named_not_quoted(length):
+    """8 to 23 bytes of a PNG: the signature, then the header cut short. The error is the
+    sentence, never TensorFlow's out-of-range message with the raw bytes in it."""
+    encoded = encode(np.zeros((4, 4, 3), np.uint8), "PNG")[:length]
+    check = tf.function(lambda x: decode.check_encoded(x, what="image"))
+    with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+        check(tf.constant(encoded))
+    assert f"received a PNG of {length} bytes, which ends inside its header" in raised.value.message
