@@ -41,11 +41,19 @@ from keras_alexnet.data.stats import IMAGENET_STATS, ColorStats, check_stats
 TOP_K = 5
 
 
-def existing_versions(export_dir: str) -> list[int]:
-    """The integer version directories in `export_dir`, ascending."""
+def version_directories(export_dir: str) -> list[tuple[int, str]]:
+    """The version directories in `export_dir` as (number, name), ascending: names of ASCII
+    digits only, as TF Serving reads them (`010` is version 10; `²` is no version)."""
     if not os.path.isdir(export_dir):
         return []
-    return sorted(int(name) for name in os.listdir(export_dir) if name.isdigit())
+    return sorted(
+        (int(name), name) for name in os.listdir(export_dir) if re.fullmatch(r"[0-9]+", name)
+    )
+
+
+def existing_versions(export_dir: str) -> list[int]:
+    """The integer version directories in `export_dir`, ascending."""
+    return [number for number, _ in version_directories(export_dir)]
 
 
 def next_version(export_dir: str) -> int:
@@ -58,9 +66,9 @@ def find_saved_model(path: str) -> str:
     """`path` if it is a SavedModel directory, else the highest numbered version in it (an
     export base directory, as TF Serving reads it)."""
     if os.path.isdir(path) and not os.path.exists(os.path.join(path, "saved_model.pb")):
-        versions = existing_versions(path)
+        versions = version_directories(path)
         if versions:
-            path = os.path.join(path, str(versions[-1]))
+            path = os.path.join(path, versions[-1][1])
     if not os.path.exists(os.path.join(path, "saved_model.pb")):
         raise ValueError(
             f"{path!r} is neither a SavedModel (a directory with saved_model.pb), an export "

@@ -265,3 +265,12 @@ def test_export_script_refuses_a_model_it_cannot_load_in_one_line(tmp_path, chan
     assert len(errors) == 1 and "Cannot load the model" in errors[0], result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "export").exists()
+
+
+def test_version_directories_are_ascii_numbers_found_by_their_own_name(tmp_path):
+    for name in ("²", "3a", "010", "2"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "010" / "saved_model.pb").write_bytes(b"")
+    assert export.existing_versions(str(tmp_path)) == [2, 10]
+    assert next_version(str(tmp_path)) == 11
+    assert export.find_saved_model(str(tmp_path)) == str(tmp_path / "010")
