@@ -45,6 +45,14 @@ def main(argv):
     except callbacks.TrainingInterrupted as error:
         print(error, file=sys.stderr)
         sys.exit(143)
+    except KeyboardInterrupt:
+        # Ctrl-C: the run stops where it is; its last complete backup is untouched.
+        print(
+            f"Interrupted. The last backup in {FLAGS.model_dir} is intact: run the same command "
+            "to resume.",
+            file=sys.stderr,
+        )
+        sys.exit(130)
 
 
 if __name__ == "__main__":

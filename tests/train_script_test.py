@@ -267,3 +267,11 @@ def test_an_unusable_run_directory_is_one_line(folder, tmp_path):
     assert "ERROR: --model_dir" in result.stderr and "is a file, not a directory" in result.stderr
     assert "Traceback" not in result.stderr
     # (A damaged backup: run_directory_test.py, in-process.)
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_in_one_line_without_a_traceback(folder, tmp_path):
+    returncode, output = _interrupt_in_epoch_2(_flags(folder, tmp_path), signal.SIGINT)
+    assert returncode == 130, output[-3000:]
+    assert "Interrupted. The last backup in" in output and "run the same command" in output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output
