@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import os
+import stat
 from collections.abc import Callable
 
 import numpy as np
@@ -247,6 +248,9 @@ def _file_problem(path: str, max_pixels: int) -> str | None:
     if not _utf8(path):
         return "its file name is not valid UTF-8 (rename it)"
     try:
+        # Before anything opens it: opening a pipe blocks, a device reads without end.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return "it is not a regular file (a device, a pipe, or a link to one)"
         if not decode.looks_complete(*_read_ends(path)):
             return "not a complete JPEG or PNG image"
         width, height = decode.declared_size_of_file(path)

@@ -55,12 +55,24 @@ IMAGENET_STATS = ColorStats(
 )
 
 
+# A statistics file holds 15 numbers and two counts: a few hundred bytes.
+MAX_STATS_BYTES = 1 << 16
+
+
 def load_stats(path: str | os.PathLike) -> ColorStats:
     """Reads a statistics JSON file written by `save_stats` (or `scripts/compute_stats.py`)."""
     path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ValueError(
+            f"The statistics file {path!r} is not a regular file (a folder, a device or a "
+            "pipe). Give the JSON file `python scripts/compute_stats.py --output=...` wrote."
+        )
     try:
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+            text = f.read(MAX_STATS_BYTES + 1)
+        if len(text) > MAX_STATS_BYTES:
+            raise ValueError(f"it is longer than {MAX_STATS_BYTES:,} characters")
+        data = json.loads(text)
         stats = ColorStats(
             mean_rgb=tuple(float(v) for v in data["mean_rgb"]),
             eigenvalues=tuple(float(v) for v in data["eigenvalues"]),

@@ -267,3 +267,17 @@ def test_a_class_folder_name_that_cannot_round_trip_is_refused(tmp_path, name):
         )
     with pytest.raises(ValueError, match="Rename the folder"):
         image_folder_source(str(tmp_path))
+
+
+def test_pipes_devices_and_links_to_them_are_skipped_at_once(image_folder, caplog):
+    """Opening a pipe would block and a device read without end: each is skipped, named,
+    before anything opens it."""
+    os.mkfifo(os.path.join(image_folder, "cat", "pipe.jpg"))
+    os.symlink("/dev/zero", os.path.join(image_folder, "dog", "zero.jpg"))
+    os.symlink("/dev/urandom", os.path.join(image_folder, "fox", "noise.png"))
+    with caplog.at_level(logging.WARNING):
+        source = image_folder_source(image_folder, validation_fraction=0.25, seed=3)
+    messages = "\n".join(r.getMessage() for r in caplog.records)
+    for name in ("cat/pipe.jpg", "dog/zero.jpg", "fox/noise.png"):
+        assert f"{name}: it is not a regular file" in messages
+    assert source.num_examples == {"train": 12, "validation": 6}

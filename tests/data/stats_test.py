@@ -104,3 +104,18 @@ def test_plausible_statistics_load(tmp_path):
     path = tmp_path / "stats.json"
     path.write_text(json.dumps({**GOOD, "num_images": 3, "num_pixels": 12}))
     assert stats_lib.load_stats(path).num_images == 3
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "/dev/urandom", "a folder"])
+def test_a_stats_path_that_is_not_a_regular_file_is_refused_at_once(tmp_path, special):
+    path = str(tmp_path) if special == "a folder" else special
+    with pytest.raises(ValueError, match=r"is not a regular file"):
+        stats_lib.load_stats(path)
+
+
+def test_a_huge_stats_file_is_refused_without_reading_it_all(tmp_path):
+    path = tmp_path / "huge.json"
+    with open(path, "wb") as file:
+        file.truncate(1 << 30)  # 1 GiB, sparse
+    with pytest.raises(ValueError, match=r"longer than 65,536 characters"):
+        stats_lib.load_stats(path)
