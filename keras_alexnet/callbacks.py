@@ -121,6 +121,14 @@ class PlateauSchedule(keras.callbacks.ReduceLROnPlateau):
         self.finished = state["finished"]
 
 
+def _state_bytes(model: keras.Model) -> int:
+    """The bytes of the model's and its optimizer's variables: what a save writes."""
+    variables = list(model.weights)
+    if model.optimizer is not None and model.optimizer.built:
+        variables += list(model.optimizer.variables)
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+
+
 def run_card(config: TrainConfig) -> dict:
     """The model card of a run's models: what they started from and what trained."""
     return {
@@ -153,6 +161,7 @@ class KeepBest(keras.callbacks.Callback):
             run_directory.atomic_save(self._save, self.path)
 
     def _save(self, path: str) -> None:
+        run_directory.check_free_space(path, _state_bytes(self.model), "the best model")
         self.model.save(path)
         if self.card:
             model_card.write_card(path, self.card)
@@ -234,6 +243,7 @@ class Backup(keras.callbacks.Callback):
     def save(self, epoch: int, step: int, metric_state: bool = False) -> None:
         """Writes the weights file, then the state naming it, then removes older weights."""
         os.makedirs(self.write_dir, exist_ok=True)
+        run_directory.check_free_space(self.write_dir, _state_bytes(self.model), "the backup")
         name = f"epoch{epoch:04d}-step{step:08d}.weights.h5"
         run_directory.atomic_save(self.model.save_weights, os.path.join(self.write_dir, name))
         self.last = dataclasses.replace(

@@ -31,9 +31,10 @@ import shutil
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from keras_alexnet import model_card
+from keras_alexnet import model_card, run_directory
 from keras_alexnet.alexnet import DEFAULT_SIZE
 from keras_alexnet.data import decode, pipeline
 from keras_alexnet.data.stats import IMAGENET_STATS, ColorStats, check_stats
@@ -253,6 +254,8 @@ def export_saved_model(
     archive = serving_archive(model, class_names, stats, max_pixels)
     os.makedirs(export_dir, exist_ok=True)
     remove_abandoned_exports(export_dir)
+    weights_bytes = sum(np.asarray(v).nbytes for v in model.weights)
+    run_directory.check_free_space(export_dir, weights_bytes, "the export")
     temporary = os.path.join(export_dir, f"{_TEMPORARY_PREFIX}{version}-{os.getpid()}")
     try:
         archive.write_out(temporary, verbose=False)

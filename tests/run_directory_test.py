@@ -271,3 +271,20 @@ def test_atomic_save_never_writes_through_a_planted_symlink(tmp_path):
     assert victim.read_text() == "keep"
     assert (tmp_path / "names.txt").read_text() == "cat\ndog\n"  # the link replaced by the file
     assert sorted(os.listdir(tmp_path)) == ["names.txt", "victim"]  # no temporaries left
+
+
+def test_a_disk_that_fills_during_a_write_is_disk_full_and_keeps_the_old_file(tmp_path):
+    import errno
+
+    target = tmp_path / "names.txt"
+    target.write_text("old\n")
+
+    def fills_up(temporary):
+        with open(temporary, "w") as file:
+            file.write("half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(run_directory.DiskFull, match=r"The disk filled up while writing"):
+        run_directory.atomic_save(fills_up, str(target))
+    assert target.read_text() == "old\n"
+    assert sorted(os.listdir(tmp_path)) == ["names.txt"]

@@ -172,3 +172,18 @@ def test_a_sigterm_after_the_last_epoch_still_completes_the_history(folder, tmp_
     _run(folder, tmp_path)
     with open(tmp_path / "run" / "training_log.csv") as f:
         assert [row["epoch"] for row in csv.DictReader(f)] == ["1"]
+
+
+def test_a_full_disk_is_a_clear_error_before_any_write(folder, tmp_path, monkeypatch):
+    import collections
+
+    first = _run(folder, tmp_path)
+    backup = tmp_path / "run" / "backup"
+    before = _hashes(backup)
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(run_directory.shutil, "disk_usage", lambda _: usage(10**9, 10**9, 4096))
+    with pytest.raises(run_directory.DiskFull, match=r"The disk is full at .*backup: the backup"):
+        _run(folder, tmp_path, epochs=2)
+    assert _hashes(backup) == before  # the last complete backup, untouched
+    assert not [n for n in os.listdir(backup) if n.startswith(".saving")]
+    assert first.export_path and os.listdir(tmp_path / "export") == ["1"]
