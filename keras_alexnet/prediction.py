@@ -66,6 +66,35 @@ def _saved_model_classifier(path: str) -> Classifier:
     return classify
 
 
+# The largest image file read whole: a 40-megapixel PNG of noise (the pixel limit) is about
+# 120 MB; a larger file is refused from its size before a byte of it is read.
+MAX_IMAGE_FILE_BYTES = 256 << 20
+
+
+def read_image_file(path: str) -> bytes:
+    """The bytes of an image file, once it is known to be a regular file of at most
+    MAX_IMAGE_FILE_BYTES.
+
+    Raises:
+        ValueError: saying why (not a regular file, too large, unreadable).
+    """
+    import stat
+
+    try:
+        status = os.stat(path)
+        if not stat.S_ISREG(status.st_mode):
+            raise ValueError("not a regular file (a folder, a device or a pipe)")
+        if status.st_size > MAX_IMAGE_FILE_BYTES:
+            raise ValueError(
+                f"{status.st_size:,} bytes, more than the {MAX_IMAGE_FILE_BYTES:,} any image "
+                "within the pixel limit needs"
+            )
+        with open(path, "rb") as file:
+            return file.read(MAX_IMAGE_FILE_BYTES + 1)
+    except OSError as error:
+        raise ValueError(f"cannot read it ({error.strerror or error})") from None
+
+
 def read_class_names(path: str) -> list[str]:
     """The class names of a `class_names.txt` (one per line, as training writes it)."""
     try:
@@ -164,11 +193,54 @@ def _unreachable(address: str, error) -> ValueError:
     return ValueError(f"cannot reach TF Serving at {address} ({error}); is the server running?")
 
 
+# A REST answer for one image holds its probabilities and top 5: 20 KB at 1000 classes. A
+# larger answer, or one slower than the timeout in all, is not read to its end.
+MAX_REPLY_BYTES = 16 << 20
+
+
+def _read_reply(response, address: str, deadline: float) -> bytes:
+    """The body of `response`, read in chunks: at most MAX_REPLY_BYTES, before `deadline`."""
+    import time
+
+    chunks, size = [], 0
+    while block := response.read(1 << 16):
+        size += len(block)
+        if size > MAX_REPLY_BYTES:
+            raise ValueError(
+                f"TF Serving at {address} sent an answer of more than {MAX_REPLY_BYTES:,} "
+                "bytes for one image; it is not a keras_alexnet export's answer."
+            )
+        if time.monotonic() > deadline:
+            raise ValueError(
+                f"TF Serving at {address} is sending its answer too slowly (still unfinished "
+                "at the timeout); is it overloaded?"
+            )
+        chunks.append(block)
+    return b"".join(chunks)
+
+
+def _top_of_reply(reply, address: str) -> list[tuple[str, float]]:
+    """The (label, score) pairs of a REST answer, checked to be an export's answer."""
+    try:
+        prediction = reply["predictions"][0]
+        labels, scores = prediction["labels"], prediction["scores"]
+        if len(labels) != len(scores) or not labels:
+            raise ValueError("labels and scores differ in length")
+        return [(str(label), float(score)) for label, score in zip(labels, scores, strict=True)]
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        raise ValueError(
+            f"TF Serving at {address} answered, but not with a keras_alexnet export's labels "
+            f"and scores ({type(error).__name__}: {error}); is --model_name right?"
+        ) from None
+
+
 def rest_classifier(address: str, model_name: str = "alexnet", timeout: float = 30.0):
     """Classifies through TF Serving's REST API (`POST /v1/models/<name>:predict`, the image
-    as base64 JSON) at `address` ("host:port", the server's --rest_api_port)."""
+    as base64 JSON) at `address` ("host:port", the server's --rest_api_port). `timeout`
+    bounds each request in all, its answer included."""
     import base64
     import json
+    import time
     import urllib.error
     import urllib.request
 
@@ -182,9 +254,10 @@ def rest_classifier(address: str, model_name: str = "alexnet", timeout: float = 
         request = urllib.request.Request(
             url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
         )
+        deadline = time.monotonic() + timeout
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
-                reply = json.loads(response.read())
+                body = _read_reply(response, address, deadline)
         except urllib.error.HTTPError as error:
             message = error.read().decode("utf-8", "replace")
             if error.code == 400:
@@ -196,8 +269,11 @@ def rest_classifier(address: str, model_name: str = "alexnet", timeout: float = 
             ) from None
         except (urllib.error.URLError, OSError) as error:
             raise _unreachable(address, getattr(error, "reason", error)) from None
-        prediction = reply["predictions"][0]
-        return list(zip(prediction["labels"], prediction["scores"], strict=True))
+        try:
+            reply = json.loads(body)
+        except ValueError as error:  # not JSON, or not text at all
+            raise ValueError(f"TF Serving at {address} answered with no JSON ({error}).") from None
+        return _top_of_reply(reply, address)
 
     return classify
 

@@ -66,10 +66,9 @@ def main(argv):
         if path in unusable:
             continue
         try:
-            with open(path, "rb") as f:
-                encoded = f.read()
-        except OSError as error:
-            print(f"ERROR: {path}: cannot read it ({error.strerror})", file=sys.stderr)
+            encoded = prediction.read_image_file(path)
+        except ValueError as error:
+            print(f"ERROR: {path}: {error}", file=sys.stderr)
             failed = True
             continue
         try:

@@ -249,3 +249,77 @@ def test_real_tensorflow_model_server(trained):
         assert [label for label, _ in top] == _expected(trained[0], EXAMPLES[0])[0]
     finally:
         server.terminate()
+
+
+@pytest.fixture(scope="module")
+def hostile_server():
+    """A loopback server answering REST predictions badly, by model name."""
+    import http.server
+    import threading
+    import time
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            mode = self.path.split("/")[3].split(":")[0]
+            self.send_response(200)
+            self.end_headers()
+            try:
+                if mode == "endless":
+                    while True:
+                        self.wfile.write(b" " * 65536)
+                elif mode == "trickle":
+                    for _ in range(100):
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                elif mode == "empty":
+                    self.wfile.write(b"{}")
+                elif mode == "short":
+                    self.wfile.write(b'{"predictions": [{"labels": ["a", "b"], "scores": [0.5]}]}')
+                elif mode == "garbage":
+                    self.wfile.write(b"\x00\xff not json")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.parametrize(
+    "mode, message",
+    [
+        ("endless", r"an answer of more than 16,777,216 bytes"),
+        ("trickle", r"sending its answer too slowly"),
+        ("empty", r"not with a keras_alexnet export's labels and scores \(KeyError"),
+        ("short", r"not with a keras_alexnet export's labels.*differ in length"),
+        ("garbage", r"answered with no JSON"),
+    ],
+)
+def test_the_rest_client_bounds_and_checks_what_it_is_sent(hostile_server, mode, message):
+    from keras_alexnet.prediction import rest_classifier
+
+    classify = rest_classifier(hostile_server, model_name=mode, timeout=1.0)
+    with pytest.raises(ValueError, match=message):
+        classify(b"\xff\xd8 an image")
+
+
+def test_image_files_are_read_only_when_regular_and_of_a_bounded_size(tmp_path):
+    from keras_alexnet.prediction import read_image_file
+
+    huge = tmp_path / "huge.jpg"
+    with open(huge, "wb") as file:
+        file.write(b"\xff\xd8\xff\xe0")
+        file.truncate(6 << 30)  # 6 GiB that starts like a JPEG, sparse
+    with pytest.raises(ValueError, match=r"6,442,450,944 bytes, more than the 268,435,456"):
+        read_image_file(str(huge))
+    with pytest.raises(ValueError, match=r"not a regular file"):
+        read_image_file("/dev/zero")
+    small = tmp_path / "small.jpg"
+    small.write_bytes(b"\xff\xd8 bytes")
+    assert read_image_file(str(small)) == b"\xff\xd8 bytes"
