@@ -126,6 +126,7 @@ def check_writable(directory: str, flag: str = "--model_dir", create: bool = Tru
         existing = os.path.abspath(directory)
         while not os.path.exists(existing):
             existing = os.path.dirname(existing)
+        _check_name_lengths(directory, existing, flag)
         if not os.path.isdir(existing):
             raise RunDirectoryError(
                 f"cannot create {flag} {directory}: {existing} is a file. Give a directory path."
@@ -144,6 +145,23 @@ def check_writable(directory: str, flag: str = "--model_dir", create: bool = Tru
             f"cannot write in {directory} (permission denied), for {flag}: give a directory "
             "you can write to, or change its permissions."
         )
+
+
+def _check_name_lengths(directory: str, existing: str, flag: str) -> None:
+    """Raises `RunDirectoryError` for a part of `directory`'s path longer than the filesystem
+    (that of `existing`, its nearest existing parent) allows: found now, not when the path is
+    first written, which for --export_dir is after training."""
+    try:
+        name_max = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    for part in os.path.abspath(directory).split(os.sep):
+        length = len(os.fsencode(part))
+        if length > name_max:
+            raise RunDirectoryError(
+                f"{flag} {directory}: the name {part[:32]!r}... is {length} bytes long, more "
+                f"than the {name_max} this filesystem allows. Give a shorter name."
+            )
 
 
 class RunLock:

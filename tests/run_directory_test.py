@@ -288,3 +288,10 @@ def test_a_disk_that_fills_during_a_write_is_disk_full_and_keeps_the_old_file(tm
         run_directory.atomic_save(fills_up, str(target))
     assert target.read_text() == "old\n"
     assert sorted(os.listdir(tmp_path)) == ["names.txt"]
+
+
+def test_an_export_dir_whose_name_is_too_long_is_refused_before_training(tmp_path):
+    too_long = str(tmp_path / ("x" * 300) / "alexnet")
+    with pytest.raises(RunDirectoryError, match=r"--export_dir .* is 300 bytes long, more than"):
+        run_directory.check_writable(too_long, "--export_dir", create=False)
+    assert os.listdir(tmp_path) == []

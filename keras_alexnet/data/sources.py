@@ -249,8 +249,11 @@ def _file_problem(path: str, max_pixels: int) -> str | None:
         return "its file name is not valid UTF-8 (rename it)"
     try:
         # Before anything opens it: opening a pipe blocks, a device reads without end.
-        if not stat.S_ISREG(os.stat(path).st_mode):
+        status = os.stat(path)
+        if not stat.S_ISREG(status.st_mode):
             return "it is not a regular file (a device, a pipe, or a link to one)"
+        if status.st_size == 0:  # (also every file of /proc, which may block when read)
+            return "not a complete JPEG or PNG image (it is empty)"
         if not decode.looks_complete(*_read_ends(path)):
             return "not a complete JPEG or PNG image"
         width, height = decode.declared_size_of_file(path)
