@@ -375,9 +375,8 @@ def run_callbacks(
         min_delta=0.0,
         verbose=1,
     )
-    best = KeepBest(
-        os.path.join(place.write_dir, run_directory.BEST_MODEL_FILE), card=run_card(config)
-    )
+    card = {**run_card(config), "class_names": place.settings["class_names"]}
+    best = KeepBest(os.path.join(place.write_dir, run_directory.BEST_MODEL_FILE), card=card)
     start = place.state or RunState(0, 0, "", place.settings)
     start = dataclasses.replace(start, settings=place.settings, adjustable=place.adjustable)
     backup_dir = os.path.join(place.write_dir, run_directory.BACKUP_DIR)

@@ -20,24 +20,61 @@ Predictor = Callable[[tf.Tensor], np.ndarray]
 TOP_K = 5
 
 
-def load_predictor(path: str, stats: ColorStats) -> Predictor:
+def load_predictor(
+    path: str, stats: ColorStats, class_names: Sequence[str] | None = None
+) -> Predictor:
     """A predictor from a `.keras` file or an exported SavedModel (whose `predict_images`
-    takes 0..255 pixels and subtracts its own mean: the pipeline's mean is added back)."""
+    takes 0..255 pixels and subtracts its own mean: the pipeline's mean is added back).
+
+    With `class_names` (the dataset's), the model must have those classes: their count, and
+    their names where the model carries them (its model card, or the export's).
+
+    Raises:
+        ValueError: one line: the file cannot be loaded, is not a keras_alexnet export, or
+            its classes are not the dataset's.
+    """
+    from keras_alexnet import model_card
+
     path = os.path.expanduser(path)
     if path.endswith(".keras"):
-        import keras
-
-        import keras_alexnet  # noqa: F401  (registers the custom layers)
+        from keras_alexnet.prediction import load_trained_model
 
         if not os.path.isfile(path):
             raise ValueError(f"The model file {path!r} does not exist.")
-        model = keras.saving.load_model(path)
+        model = load_trained_model(path)
+        names = (model_card.read_card(path) or {}).get("class_names")
+        _check_classes(path, model.output_shape[-1], names, class_names)
         return lambda views: np.asarray(model(views, training=False), np.float32)
     from keras_alexnet.export import find_saved_model
 
-    signature = tf.saved_model.load(find_saved_model(path)).signatures["predict_images"]
+    saved = find_saved_model(path)
+    signatures = tf.saved_model.load(saved).signatures
+    if "predict_images" not in signatures:
+        raise ValueError(
+            f"{saved} is not a keras_alexnet export: it has no predict_images signature (it "
+            f"has {sorted(signatures)}). Export the model with scripts/export.py."
+        )
+    signature = signatures["predict_images"]
+    classes = signature.structured_outputs["probabilities"].shape[-1]
+    _check_classes(
+        path, classes, model_card.read_export_card(saved).get("class_names"), class_names
+    )
     mean = tf.constant(stats.mean_rgb, tf.float32)
     return lambda views: signature(images=views + mean)["probabilities"].numpy()
+
+
+def _check_classes(path, classes, names, expected) -> None:
+    """Raises `ValueError` when a model's classes are not the dataset's `expected` names."""
+    if expected is None:
+        return
+    expected = list(expected)
+    if classes != len(expected) or (names is not None and list(names) != expected):
+        shown = list(names)[:10] if names is not None else f"{classes} unnamed classes"
+        raise ValueError(
+            f"{path} was not trained on this dataset: its classes are {shown}, the dataset's "
+            f"{expected[:10]} ({len(expected)} in all; the first 10 shown). Evaluate it on "
+            "the dataset it was trained on."
+        )
 
 
 def evaluate(

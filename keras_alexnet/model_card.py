@@ -82,6 +82,17 @@ def read_card(keras_path: str) -> dict | None:
         return None
 
 
+def read_export_card(saved_model_dir: str) -> dict:
+    """The card of a SavedModel export, or {} when it has none (older exports)."""
+    path = os.path.join(saved_model_dir, "assets.extra", EXPORT_CARD)
+    try:
+        with open(path, encoding="utf-8") as file:
+            card = json.load(file)
+        return card if isinstance(card, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
 def write_export_card(saved_model_dir: str, card: dict) -> str:
     """Writes `assets.extra/model_card.json` into a SavedModel directory; returns its path."""
     directory = os.path.join(saved_model_dir, "assets.extra")

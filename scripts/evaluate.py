@@ -49,7 +49,7 @@ def main(argv):
             image_dir=path(FLAGS.image_dir),
         )
         stats = data.load_stats(path(FLAGS.stats)) if FLAGS.stats else source.default_stats
-        predictors = [evaluation.load_predictor(m, stats) for m in FLAGS.model]
+        predictors = [evaluation.load_predictor(m, stats, source.class_names) for m in FLAGS.model]
     except ValueError as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return 1

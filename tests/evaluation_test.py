@@ -99,3 +99,28 @@ def test_evaluate_script_writes_json_that_matches_the_library(image_folder, tmp_
     missing = run_python(["scripts/evaluate.py", f"--model={tmp_path / 'nope.keras'}"])
     assert missing.returncode == 1
     assert "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_a_model_of_other_classes_is_refused_naming_both(tmp_path):
+    from keras_alexnet import model_card
+
+    path = str(tmp_path / "m.keras")
+    AlexNet(classes=3, init="he").save(path)
+    with pytest.raises(ValueError, match=r"3 unnamed classes, the dataset's \['a', 'b'\]"):
+        load_predictor(path, IMAGENET_STATS, ["a", "b"])
+    model_card.write_card(path, {"class_names": ["cat", "dog", "fox"]})
+    with pytest.raises(ValueError, match=r"its classes are \['cat', 'dog', 'fox'\], the dataset"):
+        load_predictor(path, IMAGENET_STATS, ["cat", "dog", "owl"])
+    assert load_predictor(path, IMAGENET_STATS, ["cat", "dog", "fox"]) is not None
+
+
+def test_a_saved_model_that_is_not_an_export_is_one_error(tmp_path):
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.f = tf.function(lambda x: x + 1, input_signature=[tf.TensorSpec([None], tf.float32)])
+    tf.saved_model.save(module, str(tmp_path / "other"), signatures={"other": module.f})
+    with pytest.raises(
+        ValueError, match=r"is not a keras_alexnet export: it has no predict_images"
+    ):
+        load_predictor(str(tmp_path / "other"), IMAGENET_STATS)
