@@ -27,6 +27,7 @@ import datetime
 import errno
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -246,6 +247,25 @@ def atomic_save(save: Callable[[str], None], path: str) -> None:
         shutil.rmtree(private, ignore_errors=True)
 
 
+def remove_abandoned_saves(directory: str) -> list[str]:
+    """Removes what saves killed midway left in `directory` (their `.saving-<pid>-*`
+    directories, and the `.tmp-<pid>-<name>` files of older versions); returns the paths.
+    Call it holding the run's lock: then no other process saves there."""
+    removed = []
+    if not os.path.isdir(directory):
+        return removed
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        if re.fullmatch(r"\.saving-\d+-.+", name) and os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif re.fullmatch(r"\.tmp-\d+-.+", name) and os.path.isfile(path):
+            os.remove(path)
+        else:
+            continue
+        removed.append(path)
+    return removed
+
+
 def write_class_names(class_names: Sequence[str], path: str) -> None:
     """One class name per line, in label order. A name that would not read back as itself
     (empty, a line break inside, spaces around it) is refused."""
@@ -405,6 +425,9 @@ def prepare(
         check_writable(config.model_dir)
         check_writable(config.export_dir, "--export_dir", create=False)
         write_dir, lock = config.model_dir, RunLock(config.model_dir).acquire()
+        for directory in (config.model_dir, backup_dir):
+            for path in remove_abandoned_saves(directory):
+                print(f"Removed {path}, left by a process killed while it saved.")
     else:
         write_dir, lock = tempfile.mkdtemp(prefix="keras_alexnet_worker_"), None
     try:

@@ -41,6 +41,11 @@ def main(argv):
     from keras_alexnet import data, evaluation
 
     path = lambda value: os.path.expanduser(value) if value else value  # noqa: E731
+    if FLAGS.output:
+        folder = os.path.dirname(os.path.abspath(path(FLAGS.output)))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+            print(f"ERROR: cannot write --output={FLAGS.output} in {folder}.", file=sys.stderr)
+            return 1
     try:
         source = data.make_source(
             FLAGS.dataset,
@@ -71,8 +76,12 @@ def main(argv):
             f"model{'s' if len(predictors) > 1 else ''})"
         )
     if FLAGS.output:
-        with open(path(FLAGS.output), "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=1)
+        try:
+            with open(path(FLAGS.output), "w", encoding="utf-8") as f:
+                json.dump(results, f, indent=1)
+        except OSError as error:
+            print(f"ERROR: cannot write {FLAGS.output} ({error.strerror}).", file=sys.stderr)
+            return 1
         print(f"Wrote {FLAGS.output}")
     return 0
 

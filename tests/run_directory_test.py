@@ -295,3 +295,20 @@ def test_an_export_dir_whose_name_is_too_long_is_refused_before_training(tmp_pat
     with pytest.raises(RunDirectoryError, match=r"--export_dir .* is 300 bytes long, more than"):
         run_directory.check_writable(too_long, "--export_dir", create=False)
     assert os.listdir(tmp_path) == []
+
+
+def test_saves_killed_midway_are_removed_by_the_next_lock_holder(tmp_path):
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    (tmp_path / ".saving-123-abcd").mkdir()
+    (tmp_path / ".saving-123-abcd" / "best.keras").write_bytes(b"half")
+    (backup / ".tmp-77-epoch0001.weights.h5").write_bytes(b"half")
+    (backup / "epoch0001.weights.h5").write_bytes(b"whole")
+    removed = run_directory.remove_abandoned_saves(str(tmp_path))
+    removed += run_directory.remove_abandoned_saves(str(backup))
+    assert sorted(os.path.basename(p) for p in removed) == [
+        ".saving-123-abcd",
+        ".tmp-77-epoch0001.weights.h5",
+    ]
+    assert sorted(os.listdir(tmp_path)) == ["backup"]
+    assert os.listdir(backup) == ["epoch0001.weights.h5"]
