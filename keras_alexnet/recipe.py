@@ -90,23 +90,10 @@ def compiled_model(
             lrn=config.network_lrn,
         )
     if config.weights and start_from_weights:
-        try:
-            values = fine_tuning.starting_weights(config.weights, config.network_lrn, config.init)
-            with distribution.scope():
-                fresh = fine_tuning.start_from(model, values)
-        except ValueError as error:  # the file, not the code: a setting to change
-            raise SettingsError(f"weights={config.weights}: {error}") from None
-        del values
-        if config.verbose:
-            _announce_start(config.weights, model, fresh)
+        _start_from_weights(model, config, distribution)
     with distribution.scope():
-        frozen = fine_tuning.freeze_before(model, config.train_from)
-        if frozen and config.verbose:
-            print(
-                f"Training {config.train_from} onwards; frozen (kept as loaded, no weight "
-                f"decay): {', '.join(frozen)}."
-            )
-        apply_weight_decay(model, config.weight_decay)
+        _freeze(model, config)
+        apply_weight_decay(model, config.weight_decay)  # (after freezing: trained kernels only)
         model.compile(
             optimizer=paper_optimizer(config.learning_rate, config.momentum),
             loss="sparse_categorical_crossentropy",
@@ -121,10 +108,30 @@ def compiled_model(
     return model
 
 
-def _announce_start(weights: str, model: keras.Model, fresh: list[str]) -> None:
-    loaded = sum(1 for layer in model.layers if layer.weights) - len(fresh)
-    line = f"Starting from weights={weights}: {loaded} layers loaded"
-    if fresh:
-        classes = model.get_layer("predictions").units
-        line += f"; starting fresh: {', '.join(fresh)} ({classes} classes)"
-    print(line + ".")
+def _start_from_weights(
+    model: keras.Model, config: TrainConfig, distribution: tf.distribute.Strategy
+) -> None:
+    """Sets `model` from `config.weights` (a fresh classifier for other classes), printed."""
+    try:
+        values = fine_tuning.starting_weights(config.weights, config.network_lrn, config.init)
+        with distribution.scope():
+            fresh = fine_tuning.start_from(model, values)
+    except ValueError as error:  # the file, not the code: a setting to change
+        raise SettingsError(f"weights={config.weights}: {error}") from None
+    if config.verbose:
+        loaded = sum(1 for layer in model.layers if layer.weights) - len(fresh)
+        line = f"Starting from weights={config.weights}: {loaded} layers loaded"
+        if fresh:
+            classes = model.get_layer("predictions").units
+            line += f"; starting fresh: {', '.join(fresh)} ({classes} classes)"
+        print(line + ".")
+
+
+def _freeze(model: keras.Model, config: TrainConfig) -> None:
+    """Freezes the blocks before `config.train_from`, printed."""
+    frozen = fine_tuning.freeze_before(model, config.train_from)
+    if frozen and config.verbose:
+        print(
+            f"Training {config.train_from} onwards; frozen (kept as loaded, no weight decay): "
+            f"{', '.join(frozen)}."
+        )

@@ -135,6 +135,18 @@ def test_train_script_fine_tunes_with_frozen_blocks_and_exports_the_new_classes(
     assert card["started_from"]["weights"] == os.path.basename(path)
     assert card["train_from"] == "fc7"
 
+    # Resumed with one more epoch: from the backup, not from --weights again; still frozen.
+    more = run_python([*args, "--epochs=2"], env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert "Starting from weights" not in more.stdout
+    assert "Training fc7 onwards; frozen" in more.stdout
+    state = json.loads((tmp_path / "run" / "backup" / "state.json").read_text())
+    assert state["epoch"] == 2 and state["settings"]["train_from"] == "fc7"
+    best = keras.saving.load_model(tmp_path / "run" / "best.keras")
+    for name in CONV_BASE + ["fc6_a", "fc6_b"]:
+        for got, want in zip(best.get_layer(name).get_weights(), source[name], strict=True):
+            np.testing.assert_array_equal(got, want)
+
     # The same directory with another train_from is another run: refused, naming it.
     again = run_python(args[:-1] + ["--train_from=fc6"], env={"TF_CPP_MIN_LOG_LEVEL": "2"})
     assert again.returncode == 1
