@@ -9,18 +9,28 @@ _onednn_warning = machine.use_onednn_kernels()
 if _onednn_warning:
     warnings.warn(_onednn_warning, stacklevel=2)
 
-from keras_alexnet import layers  # noqa: E402
-from keras_alexnet.alexnet import (  # noqa: E402
-    AlexNet,
-    decode_predictions,
-    feature_extractor,
-    preprocess_input,
-)
-from keras_alexnet.imagenet import imagenet_class_index, imagenet_class_names  # noqa: E402
-from keras_alexnet.pretrained.imagenet_weights import (  # noqa: E402
-    IMAGENET_WEIGHTS,
-    PretrainedWeights,
-)
+from keras_alexnet import native_logs  # noqa: E402
+
+# TensorFlow loads here. A script that asked for a quiet start (native_logs.QUIET_ENV) gets
+# TensorFlow's start-up lines, and those of its first device probe, kept off the screen.
+with native_logs.startup_lines_hidden(native_logs.quiet_requested()):
+    from keras_alexnet import layers  # noqa: E402
+    from keras_alexnet.alexnet import (  # noqa: E402
+        AlexNet,
+        decode_predictions,
+        feature_extractor,
+        preprocess_input,
+    )
+    from keras_alexnet.imagenet import imagenet_class_index, imagenet_class_names  # noqa: E402
+    from keras_alexnet.pretrained.imagenet_weights import (  # noqa: E402
+        IMAGENET_WEIGHTS,
+        PretrainedWeights,
+    )
+
+    if native_logs.quiet_requested():
+        import tensorflow as _tf
+
+        _tf.config.list_physical_devices()  # the CUDA probe and its lines, now
 
 __version__ = "0.1.0"
 

@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import os
 import sys
+import time
 from collections.abc import Callable
 
 import keras
@@ -90,6 +91,7 @@ def run(
     `AlexNet`); the tests pass a small stand-in with the same input and layer names.
     """
     config.validate()
+    started = time.monotonic()
     distribution, towers = make_strategy(config.strategy, config.devices, config.tower_devices)
     choice = _choose_precision(config.mixed_precision, distribution, towers, config.verbose)
     check_batch_divides(config.batch_size, distribution.num_replicas_in_sync)
@@ -124,7 +126,7 @@ def run(
         choice.policy,
     )
     if config.verbose:
-        _print_best(result.best_logs, result.export_path)
+        _print_summary(config, result, time.monotonic() - started)
     return result
 
 
@@ -255,11 +257,20 @@ def _export_best(
     return final
 
 
-def _print_best(best_logs: dict, export_path: str | None) -> None:
-    top1, top5 = best_logs.get("val_top1_accuracy"), best_logs.get("val_top5_accuracy")
+def _print_summary(config: TrainConfig, result: TrainResult, seconds: float) -> None:
+    """The run in a few lines: the best epoch, where everything is, the time, what next."""
+    best = result.best_logs
+    top1, top5 = best.get("val_top1_accuracy"), best.get("val_top5_accuracy")
     print(
-        f"Best epoch {best_logs.get('epoch')}: validation top-1 accuracy {top1:.4f} "
+        f"Best epoch {best.get('epoch')}: validation top-1 accuracy {top1:.4f} "
         f"(error {1 - top1:.4f}), top-5 accuracy {top5:.4f} (error {1 - top5:.4f})."
     )
-    if export_path:
-        print(f"Exported to {export_path}")
+    best_model = os.path.join(config.model_dir, run_directory.BEST_MODEL_FILE)
+    print(f"Run directory {config.model_dir} (best model {best_model}); {seconds / 60:.1f} min.")
+    if result.export_path:
+        print(f"Exported to {result.export_path}")
+        print(
+            f"Classify pictures: python scripts/predict.py --model={config.export_dir} "
+            "PICTURES...; serve it: tensorflow_model_server --rest_api_port=8501 "
+            f"--model_name=alexnet --model_base_path={os.path.abspath(config.export_dir)}"
+        )

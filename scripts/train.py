@@ -7,14 +7,21 @@
 Flags after --flagfile override the file's. Running the same command again resumes a killed
 run from its backup in --model_dir. SIGTERM saves and exits with status 143; a NaN loss
 stops with status 1 and keeps the last backup.
+
+The screen shows the run's own lines: the precision chosen, one line per epoch (with
+--verbose=2), warnings, errors and a summary. TensorFlow's and tensorflow-datasets' start-up
+and INFO lines are hidden unless --verbosity is given (0 shows INFO; absl's flag).
 """
 
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+# Before TensorFlow loads (see keras_alexnet.native_logs): its start-up lines off the screen.
+_LOGS_ASKED = any(arg.startswith(("--verbosity", "-v")) for arg in sys.argv[1:])
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if _LOGS_ASKED else "2")
+os.environ.setdefault("KERAS_ALEXNET_QUIET_START", "0" if _LOGS_ASKED else "1")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 from keras_alexnet import callbacks, config, run_directory, strategies, training  # noqa: E402
 
@@ -31,6 +38,14 @@ flags.DEFINE_integer(
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # tensorflow-datasets' per-stream INFO lines
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("WARNING")  # "Using MirroredStrategy with devices ..."
+        import tensorflow_datasets as tfds
+
+        tfds.disable_progress_bar()  # the embedded set's generation bars
     if FLAGS.logical_cpus:
         strategies.use_logical_cpus(FLAGS.logical_cpus)
     try:

@@ -77,6 +77,15 @@ def test_quickstart_recipe_end_to_end(tmp_path, shapes_data_dir):
     export = tmp_path / "export" / "1"
     assert f"Exported to {export}" in result.stdout
     assert "validation top-1 accuracy" in result.stdout
+    assert f"Classify pictures: python scripts/predict.py --model={tmp_path / 'export'}" in (
+        result.stdout
+    )
+    # The screen holds our lines only: no TensorFlow start-up lines, no CUDA probe, no
+    # tensorflow-datasets INFO per stream, no progress bar redraws (--verbose=2).
+    screen = result.stdout + result.stderr
+    for noise in ("I0000", "absl::InitializeLog", "cuInit", "Constructing tf.data", "\r", "━"):
+        assert noise not in screen, noise
+    assert len(screen.strip().splitlines()) < 15, screen
     assert (export / "saved_model.pb").exists()
     assert os.listdir(tmp_path / "export") == ["1"]  # no temporary directory left
     rows = _history(tmp_path / "run")

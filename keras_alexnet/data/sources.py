@@ -10,7 +10,9 @@ are always called "train" and "validation", whatever the underlying dataset call
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
+import io
 import os
 import stat
 from collections.abc import Callable
@@ -201,13 +203,29 @@ def embedded_source(data_dir: str | None = None) -> Source:
     """The embedded `alexnet_shapes` dataset, generated locally on first use (seconds)."""
     from keras_alexnet.data.shapes_dataset import AlexnetShapes
 
-    builder = AlexnetShapes(data_dir=data_dir)
-    if not builder.is_prepared():
-        logging.info("Generating alexnet_shapes into %s", builder.data_dir)
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(try_download_gcs=False)
-        )
+    with _tfds_quiet():  # ("Variant folder ... has no dataset_info.json": not yet made)
+        builder = AlexnetShapes(data_dir=data_dir)
+        prepared = builder.is_prepared()
+    if not prepared:
+        # Printed, not logged: the first run waits here, and should say why.
+        print(f"Generating the embedded dataset alexnet_shapes into {builder.data_dir} (once).")
+        with _tfds_quiet():  # ("Downloading and preparing dataset Unknown size ...")
+            builder.download_and_prepare(
+                download_config=tfds.download.DownloadConfig(try_download_gcs=False)
+            )
     return source_from_builder(builder)
+
+
+@contextlib.contextmanager
+def _tfds_quiet():
+    """tensorflow-datasets' own prints and warnings about a dataset this package generates."""
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logging.set_verbosity(verbosity)
 
 
 # --- image folders ---------------------------------------------------------------------------
