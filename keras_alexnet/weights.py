@@ -154,8 +154,15 @@ def check_weights_fit(model: keras.Model, path: str, allow_unused: bool = False)
         )
 
 
-def load_weights(model: keras.Model, path: str | os.PathLike, allow_unused: bool = False):
-    """Checks that the weights file fits `model` (see `check_weights_fit`), then loads it.
+def load_weights(
+    model: keras.Model,
+    path: str | os.PathLike,
+    allow_unused: bool = False,
+    check_values: bool = True,
+):
+    """Checks that the weights file fits `model` (see `check_weights_fit`), then loads it and,
+    with `check_values`, checks that every value is finite (`check_finite`; the weights cache
+    skips it: its files match a record made from checked values).
 
     Raises:
         ValueError: the file does not fit, or it holds NaN or infinite values (naming the
@@ -169,7 +176,8 @@ def load_weights(model: keras.Model, path: str | os.PathLike, allow_unused: bool
         warnings.filterwarnings("ignore", message="Skipping nested container")
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model.load_weights(path)
-    check_finite(model, path)
+    if check_values:
+        check_finite(model, path)
 
 
 def check_finite(model: keras.Model, source: str) -> None:
