@@ -42,10 +42,16 @@ def origin_of(weights: str | None) -> dict:
             card["card"] = inner
         return card
     if weights.lower().endswith((".caffemodel", ".onnx")):
-        described, release = weights_cache.known_release(weights)
-        card["file"] = described
-        if release:
-            card["pretrained"] = _pretrained_facts()
+        return foreign_file_origin(weights, *weights_cache.known_release(weights))
+    return card
+
+
+def foreign_file_origin(path: str, described: str, release) -> dict:
+    """The origin of a `.caffemodel`/`.onnx` already identified by `known_release` (its size
+    and hash as text, the known source it is or None): the file is not hashed again."""
+    card = {"weights": os.path.basename(path), "file": described}
+    if release:
+        card["pretrained"] = _pretrained_facts()
     return card
 
 

@@ -61,7 +61,7 @@ def main(argv):
     from keras_alexnet import model_card, pretrained
     from keras_alexnet.imagenet import NUM_IMAGENET_CLASSES
 
-    _describe_file(source)
+    identified = _describe_file(source)
     try:
         matched = pretrained.read_network(source)  # the file is parsed once
         classes = pretrained.classes_in(matched) or NUM_IMAGENET_CLASSES
@@ -72,7 +72,7 @@ def main(argv):
     partial = f"{output}.partial-{os.getpid()}.keras"
     try:
         model.save(partial)
-        model_card.write_card(partial, model_card.origin_of(source))
+        model_card.write_card(partial, model_card.foreign_file_origin(source, *identified))
         os.replace(partial, output)
     except OSError as error:
         return _error(
@@ -102,6 +102,7 @@ def _install(source):
 
 
 def _describe_file(path):
+    """Prints the file's size, hash and which known release it is; returns those two."""
     from keras_alexnet.pretrained import weights_cache
 
     described, release = weights_cache.known_release(path)
@@ -113,6 +114,7 @@ def _describe_file(path):
             "This is none of the known releases of bvlc_alexnet (keras_alexnet.IMAGENET_WEIGHTS"
             ".sources); it is loaded if its network is bvlc_alexnet's."
         )
+    return described, release
 
 
 if __name__ == "__main__":
