@@ -13,11 +13,12 @@ Reference:
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from keras_alexnet import pretrained
 from keras_alexnet import weights as weights_lib
@@ -158,7 +159,6 @@ def AlexNet(
     >>> model.output_shape
     (None, 10)
     """
-    _check_backend()
     kind = weights_kind(weights)
     input_shape = _validate_arguments(
         include_top=include_top,
@@ -333,15 +333,6 @@ def weights_kind(weights) -> str:
     return KERAS_FILE
 
 
-def _check_backend():
-    if keras.backend.backend() != "tensorflow":
-        raise RuntimeError(
-            "keras_alexnet needs the TensorFlow backend of Keras (its LRN is "
-            "tf.nn.local_response_normalization and its towers use tf.device); the backend is "
-            f"{keras.backend.backend()!r}. Set KERAS_BACKEND=tensorflow before importing keras."
-        )
-
-
 def _is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
@@ -444,6 +435,13 @@ def _validate_arguments(
                 "`tower_devices` must be None or two device strings (device_a, device_b), for "
                 f"example ('/GPU:0', '/GPU:1'). Received: tower_devices={tower_devices!r}"
             )
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError(
+                "`tower_devices` places the towers with tf.device and needs Keras' TensorFlow "
+                f"backend; the backend is {keras.backend.backend()!r}. Leave tower_devices=None "
+                "(under JAX, keras.distribution spreads a model over devices), or set "
+                f"KERAS_BACKEND=tensorflow. Received: tower_devices={tower_devices!r}"
+            )
     if (
         isinstance(dropout_rate, bool)
         or not isinstance(dropout_rate, (int, float))
@@ -540,16 +538,30 @@ def preprocess_input(x, mean: Sequence[float] = IMAGENET_MEAN_RGB):
     mean = np.asarray(mean, dtype=np.float32)
     if mean.shape != (3,):
         raise ValueError(f"`mean` must hold 3 numbers (R, G, B). Received: mean={mean.tolist()}")
-    if tf.is_tensor(x):
+    if _is_tensorflow_tensor(x):  # in a tf.data pipeline, whatever Keras' backend
+        import tensorflow as tf
+
         if x.shape.rank is not None and x.shape[-1] != 3:
             raise ValueError(
                 f"preprocess_input expects (..., 3) RGB images. Received shape {x.shape}"
             )
         return tf.cast(x, tf.float32) - mean
+    if ops.is_tensor(x):  # a JAX array or torch tensor under those backends
+        if x.shape[-1] != 3:
+            raise ValueError(
+                f"preprocess_input expects (..., 3) RGB images. Received shape {tuple(x.shape)}"
+            )
+        return ops.cast(x, "float32") - ops.convert_to_tensor(mean)
     x = np.asarray(x)
     if x.ndim < 1 or x.shape[-1] != 3:
         raise ValueError(f"preprocess_input expects (..., 3) RGB images. Received shape {x.shape}")
     return x.astype(np.float32) - mean
+
+
+def _is_tensorflow_tensor(x) -> bool:
+    """Whether `x` is a TensorFlow tensor, without importing TensorFlow if nothing has."""
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and tf.is_tensor(x)
 
 
 def decode_predictions(preds, top: int = 5) -> list[list[tuple[str, str, float]]]:

@@ -17,6 +17,10 @@ of a distribution strategy, say), with no custom gradient.
 
 The placed layers are ordinary Keras layers in every other respect:
 `isinstance(model.get_layer("conv1_a"), keras.layers.Conv2D)` holds.
+
+Placement is TensorFlow's (`tf.device`, `tf.custom_gradient`): a device needs Keras'
+TensorFlow backend, and TensorFlow is imported only when a layer has one. With `device=None`
+the layers run on every Keras 3 backend.
 """
 
 from __future__ import annotations
@@ -25,12 +29,21 @@ import contextlib
 import functools
 
 import keras
-import tensorflow as tf
 
 
 def _validate_device(device) -> None:
     if device is None:
         return
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            "Placing layers on devices (device=..., or AlexNet's tower_devices) uses tf.device "
+            "and needs Keras' TensorFlow backend; the backend is "
+            f"{keras.backend.backend()!r}. Received device={device!r}. Leave it None (the "
+            "model then runs where the backend puts it; under JAX, keras.distribution spreads "
+            "it over devices), or set KERAS_BACKEND=tensorflow."
+        )
+    import tensorflow as tf
+
     if not isinstance(device, str) or not device:
         raise ValueError(
             "device must be None or a TensorFlow device string such as '/GPU:0' or "
@@ -46,15 +59,21 @@ def _validate_device(device) -> None:
 
 
 def _is_symbolic(inputs) -> bool:
-    return any(keras.backend.is_keras_tensor(x) for x in tf.nest.flatten(inputs))
+    return any(keras.backend.is_keras_tensor(x) for x in keras.tree.flatten(inputs))
 
 
 def _scope(device):
-    return tf.device(device) if device else contextlib.nullcontext()
+    if not device:
+        return contextlib.nullcontext()
+    import tensorflow as tf
+
+    return tf.device(device)
 
 
 def _with_placed_gradient(device, call, inputs, kwargs):
     """Runs `call(inputs, **kwargs)`; its gradients are computed on `device` too."""
+    import tensorflow as tf
+
     flat_inputs = tf.nest.flatten(inputs)
 
     @tf.custom_gradient
@@ -82,6 +101,12 @@ def _with_placed_gradient(device, call, inputs, kwargs):
     return forward(*flat_inputs)
 
 
+def _executing_eagerly() -> bool:
+    import tensorflow as tf
+
+    return tf.executing_eagerly()
+
+
 class DevicePlacement:
     """Mixin for a Keras layer: runs the layer's ops and creates its variables on `device`.
 
@@ -97,7 +122,7 @@ class DevicePlacement:
 
         @functools.wraps(layer_call)
         def call(self, inputs, *args, **call_kwargs):
-            if not self.device or args or not tf.executing_eagerly() and _is_symbolic(inputs):
+            if not self.device or args or _is_symbolic(inputs) and not _executing_eagerly():
                 return layer_call(self, inputs, *args, **call_kwargs)
             return _with_placed_gradient(
                 self.device, functools.partial(layer_call, self), inputs, call_kwargs

@@ -1,9 +1,15 @@
-"""Local response normalisation across channels (paper, section 3.3)."""
+"""Local response normalisation across channels (paper, section 3.3).
+
+Under Keras' TensorFlow backend the layer is `tf.nn.local_response_normalization` (with the
+faster CPU gradient of `tensorflow_lrn`); under JAX and PyTorch it is the same formula in
+`keras.ops` (`lrn_in_keras_ops`), so the model builds, trains and loads the same weights on
+every Keras 3 backend. The two agree to float32 rounding (tests/backends_test.py).
+"""
 
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from keras_alexnet.layers.device_placement import DevicePlacement
 
@@ -21,64 +27,31 @@ CAFFE_BIAS = 1.0
 ALPHA_CONVENTIONS = ("paper", "caffe")
 
 
-def local_response_normalization(x, depth_radius, bias, alpha, beta, name=None):
-    """`tf.nn.local_response_normalization` with a faster gradient on CPU.
+def lrn_in_keras_ops(x, depth_radius, bias, alpha, beta):
+    """`tf.nn.local_response_normalization`'s formula in `keras.ops`, for any backend:
 
-    The forward pass is TensorFlow's op. TensorFlow's CPU gradient (`LRNGrad`) loops over the
-    window for every element and took 70% of the layer's training time (measured: 290 of
-    400 ms forward + backward at 128x55x55x48 float32 on a 2-core Xeon, and LRN was then 38%
-    of a mixed_bfloat16 training step). The same gradient, written with whole-tensor ops:
-    with `s_i = bias + alpha * sum_{j in window(i)} x_j^2` and `y_i = x_i * s_i^-beta`,
+        y_i = x_i / (bias + alpha * sum_{j = i - depth_radius}^{i + depth_radius} x_j^2) ** beta
 
-        dL/dx_i = g_i * s_i^-beta - 2 * alpha * beta * x_i * sum_{j in window(i)} g_j y_j / s_j
-
-    (the window is symmetric, so "j whose window holds i" is "j in the window of i"); the
-    window sums are one matmul with a band matrix over channels. It matches `LRNGrad` to float32
-    rounding (tested) and costs less than half as much on CPU (the 128x55x55x48 backward:
-    140 ms instead of 335 ms). Where a GPU is visible, TensorFlow's own gradient (cuDNN's
-    fused LRN backward) is kept: the whole-tensor version is only measured on CPUs.
-
-    The gradient's ops are named `<name>/lrn_gradient/...`, for placement logs and profiles.
+    over the last axis, the window clipped at the edges. The window sum adds `2 *
+    depth_radius + 1` shifted copies of the zero-padded squares; it computes in `x`'s dtype
+    and its gradient is the backend's own automatic one.
     """
-    x = tf.convert_to_tensor(x)
-    if tf.config.list_physical_devices("GPU"):
-        return tf.nn.local_response_normalization(
-            x, depth_radius=depth_radius, bias=bias, alpha=alpha, beta=beta
-        )
-
-    @tf.custom_gradient
-    def lrn(x):
-        y = tf.nn.local_response_normalization(
-            x, depth_radius=depth_radius, bias=bias, alpha=alpha, beta=beta
-        )
-
-        def grad(g):
-            with tf.name_scope(f"{name}/lrn_gradient" if name else "lrn_gradient"):
-                # The constant factors ride in the band matrices: two fewer passes.
-                s = bias + _window_sum(tf.square(x), depth_radius, alpha)
-                if beta == 0.75:  # the paper's value: s^-0.75 = s^-0.5 * s^-0.25, no pow
-                    r = tf.math.rsqrt(s)
-                    power = r * tf.sqrt(r)
-                else:
-                    power = tf.pow(s, -beta)
-                window = _window_sum(g * y / s, depth_radius, 2.0 * alpha * beta)
-                return g * power - x * window
-
-        return y, grad
-
-    return lrn(x)
+    squares = ops.square(x)
+    channels = x.shape[-1]
+    padded = ops.pad(squares, [[0, 0]] * (len(x.shape) - 1) + [[depth_radius, depth_radius]])
+    window = padded[..., 0:channels]
+    for offset in range(1, 2 * depth_radius + 1):
+        window = window + padded[..., offset : offset + channels]
+    return x * ops.power(bias + alpha * window, -beta)
 
 
-def _window_sum(v, depth_radius, scale):
-    """For each channel i, `scale` times the sum of `v` over channels i - depth_radius ...
-    i + depth_radius."""
-    channels = v.shape[-1]
-    if channels is None:
-        channels = tf.shape(v)[-1]
-    index = tf.range(channels)
-    band = tf.where(tf.abs(index[:, None] - index[None, :]) <= depth_radius, scale, 0.0)
-    band = tf.cast(band, v.dtype)
-    return tf.reshape(tf.matmul(tf.reshape(v, [-1, channels]), band), tf.shape(v))
+def _lrn_kernel():
+    """The LRN function of the current backend: TensorFlow's op, or `lrn_in_keras_ops`."""
+    if keras.backend.backend() == "tensorflow":
+        from keras_alexnet.layers import tensorflow_lrn
+
+        return tensorflow_lrn.local_response_normalization
+    return lambda x, name=None, **kwargs: lrn_in_keras_ops(x, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
@@ -87,7 +60,8 @@ class LocalResponseNormalization(DevicePlacement, keras.layers.Layer):
 
     Computes `b = a / (k + alpha * sum_{j in window} a_j^2) ** beta` over a window of
     `n = 2 * depth_radius + 1` channels centred on each channel (clipped at the edges), with
-    `tf.nn.local_response_normalization`. The computation always runs in float32, so under a
+    `tf.nn.local_response_normalization` under TensorFlow and the same formula in `keras.ops`
+    under JAX and PyTorch. The computation always runs in float32, so under a
     `mixed_float16`/`mixed_bfloat16` policy the squares and the power neither overflow nor lose
     precision; the result is cast back to the input's dtype.
 
@@ -105,8 +79,8 @@ class LocalResponseNormalization(DevicePlacement, keras.layers.Layer):
     Example:
 
     >>> norm = LocalResponseNormalization(name="norm1_a")
-    >>> norm(tf.ones((1, 55, 55, 48))).shape
-    TensorShape([1, 55, 55, 48])
+    >>> norm(np.ones((1, 55, 55, 48))).shape
+    (1, 55, 55, 48)
     """
 
     def __init__(
@@ -154,15 +128,15 @@ class LocalResponseNormalization(DevicePlacement, keras.layers.Layer):
         # LRN needs float32: squares of activations overflow float16 and the power loses
         # precision in bfloat16. Compute in float32 whatever the policy, hand back the input
         # dtype so the next layer sees what the policy promises.
-        outputs = local_response_normalization(
-            tf.cast(inputs, tf.float32),
+        outputs = _lrn_kernel()(
+            ops.cast(inputs, "float32"),
             depth_radius=self.depth_radius,
             bias=self.bias,
             alpha=self.effective_alpha,
             beta=self.beta,
             name=self.name,
         )
-        return tf.cast(outputs, inputs.dtype)
+        return ops.cast(outputs, inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -203,8 +177,8 @@ class CrossTowerLocalResponseNormalization(LocalResponseNormalization):
     Example:
 
     >>> norm = CrossTowerLocalResponseNormalization("first", bias=1.0, alpha_convention="caffe")
-    >>> norm([tf.ones((1, 55, 55, 48)), tf.ones((1, 55, 55, 48))]).shape
-    TensorShape([1, 55, 55, 48])
+    >>> norm([np.ones((1, 55, 55, 48)), np.ones((1, 55, 55, 48))]).shape
+    (1, 55, 55, 48)
     """
 
     def __init__(self, position: str = "first", **kwargs):
@@ -220,12 +194,12 @@ class CrossTowerLocalResponseNormalization(LocalResponseNormalization):
         radius = self.depth_radius
         if radius == 0:
             return self._normalize(own)
-        channels = tf.shape(own)[-1]
+        channels = own.shape[-1]
         if self.position == "first":
-            stack = tf.concat([own, other[..., :radius]], axis=-1)
+            stack = ops.concatenate([own, other[..., :radius]], axis=-1)
             return self._normalize(stack)[..., :channels]
-        stack = tf.concat([other[..., -radius:], own], axis=-1)
-        return self._normalize(stack)[..., tf.shape(stack)[-1] - channels :]
+        stack = ops.concatenate([other[..., -radius:], own], axis=-1)
+        return self._normalize(stack)[..., radius:]
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
