@@ -32,6 +32,10 @@ setup(
     extras_require={
         # Loading the ONNX form of Caffe's bvlc_alexnet (keras_alexnet.pretrained).
         "onnx": ["onnx>=1.16,<2"],
+        # The model on Keras' other backends (KERAS_BACKEND=jax or torch; README, Backends).
+        # Tested with jax 0.10.2 and torch 2.13.0 (CPU builds).
+        "jax": ["jax[cpu]>=0.10,<0.11"],
+        "torch": ["torch>=2.13,<2.14"],
         # onnxruntime is the tests' reference for ONNX graphs; it is never imported by the package.
         "test": [
             "pytest>=8,<10",
@@ -41,6 +45,11 @@ setup(
             "pytest-xdist>=3.6,<4",
             "onnx>=1.16,<2",
             "onnxruntime>=1.18,<2",
+            # tests/backends_test.py runs the model under JAX and PyTorch. torch is pinned to
+            # the release whose CPU build (190 MB) CI's machines hold on disk; PyPI's own Linux
+            # wheels are CUDA builds of several GB.
+            "jax[cpu]>=0.10,<0.11",
+            "torch==2.13.0",
         ],
     },
 )

@@ -6,6 +6,11 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
+if os.environ.get("KERAS_ALEXNET_TEST_WITHOUT_TENSORFLOW"):  # tests/no_tensorflow.py's ENV
+    from tests import no_tensorflow
+
+    no_tensorflow.block()
+
 # First: keras_alexnet sets TensorFlow's oneDNN switch, which TensorFlow reads at import.
 import keras_alexnet  # noqa: E402, F401, I001
 import io  # noqa: E402
