@@ -30,8 +30,9 @@ setup(
         "tensorflow-serving-api>=2.21,<2.22",
     ],
     extras_require={
-        # Loading the ONNX form of Caffe's bvlc_alexnet (keras_alexnet.pretrained).
-        "onnx": ["onnx>=1.16,<2"],
+        # Loading the ONNX form of Caffe's bvlc_alexnet (keras_alexnet.pretrained), and the ONNX
+        # export (scripts/export.py --also=onnx: Keras' exporter, through tf2onnx).
+        "onnx": ["onnx>=1.16,<2", "tf2onnx>=1.17,<2"],
         # The model on Keras' other backends (KERAS_BACKEND=jax or torch; README, Backends).
         # Tested with jax 0.10.2 and torch 2.13.0 (CPU builds).
         "jax": ["jax[cpu]>=0.10,<0.11"],
@@ -45,6 +46,7 @@ setup(
             "pytest-xdist>=3.6,<4",
             "onnx>=1.16,<2",
             "onnxruntime>=1.18,<2",
+            "tf2onnx>=1.17,<2",
             # tests/backends_test.py runs the model under JAX and PyTorch. torch is pinned to
             # the release whose CPU build (190 MB) CI's machines hold on disk; PyPI's own Linux
             # wheels are CUDA builds of several GB.

@@ -34,7 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_alexnet import model_card, run_directory
+from keras_alexnet import model_card, portable_export, run_directory
 from keras_alexnet.alexnet import DEFAULT_SIZE
 from keras_alexnet.data import decode, pipeline
 from keras_alexnet.data.stats import IMAGENET_STATS, ColorStats, check_stats
@@ -222,6 +222,7 @@ def export_saved_model(
     version: int | None = None,
     max_pixels: int = decode.DEFAULT_MAX_PIXELS,
     card: dict | None = None,
+    also: Sequence[str] = (),
 ) -> str:
     """Exports `model` for TF Serving into `<export_dir>/<version>/` and returns that path.
 
@@ -236,10 +237,14 @@ def export_saved_model(
             decoding them).
         card: where the model came from (`model_card`), written with the class names to
             `assets.extra/model_card.json`.
+        also: formats of `portable_export` to write into the same version directory, beside
+            the SavedModel: "onnx" (`model.onnx`), "litert" (`model.tflite`). TF Serving
+            ignores them.
 
     Example:
         export_saved_model(model, "saved_models/alexnet", source.class_names)
     """
+    also = portable_export.check_formats(also)
     chosen = version is None
     if chosen:
         version = next_version(export_dir)
@@ -256,7 +261,7 @@ def export_saved_model(
     remove_abandoned_exports(export_dir)
     # From shapes and dtypes: copying the variables to count them would hold 244 MB more.
     weights_bytes = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.weights)
-    run_directory.check_free_space(export_dir, weights_bytes, "the export")
+    run_directory.check_free_space(export_dir, weights_bytes * (1 + len(also)), "the export")
     temporary = os.path.join(export_dir, f"{_TEMPORARY_PREFIX}{version}-{os.getpid()}")
     try:
         archive.write_out(temporary, verbose=False)
@@ -265,6 +270,8 @@ def export_saved_model(
             temporary,
             {**(card or {}), "classes": len(class_names), "class_names": list(class_names)},
         )
+        for fmt in also:
+            portable_export.export_portable(model, temporary, fmt, stats, class_names, card)
         final = _rename_into_version(temporary, export_dir, version, chosen)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)

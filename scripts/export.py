@@ -2,12 +2,14 @@
 
     python scripts/export.py --model_dir=runs/quickstart            # the run's best model
     python scripts/export.py --model=m.keras --class_names=names.txt --stats=stats.json
+    python scripts/export.py --model_dir=runs/quickstart --also=onnx,litert  # and model.onnx ...
 
 A training run already exports its best model at the end; use this to export again (for
 example into another --export_dir) or to export a .keras file. The version is the next free
 integer unless --version is given; an existing version is never overwritten.
 """
 
+import importlib.util
 import os
 import sys
 
@@ -22,6 +24,12 @@ flags.DEFINE_string("class_names", None, "Class names file, one per line (with -
 flags.DEFINE_string("stats", None, "Pixel statistics JSON the model was trained with.")
 flags.DEFINE_string("export_dir", "saved_models/alexnet", "The model's base path for TF Serving.")
 flags.DEFINE_integer("version", None, "Version number (default: the next free one).", lower_bound=1)
+flags.DEFINE_list(
+    "also",
+    [],
+    "Formats to write beside the SavedModel, in the same version directory: onnx "
+    "(model.onnx, needs pip install -e '.[onnx]') and/or litert (model.tflite).",
+)
 
 
 def _error(message):
@@ -36,6 +44,14 @@ def main(argv):
         return _error("give exactly one of --model_dir (a training run) and --model (.keras).")
     import keras_alexnet  # isort: skip  (before TensorFlow loads: see keras_alexnet.machine)
     from keras_alexnet import data, export, model_card, prediction, run_directory  # isort: skip
+    from keras_alexnet import portable_export  # isort: skip
+
+    try:
+        also = portable_export.check_formats(FLAGS.also)
+    except ValueError as error:
+        return _error(f"--also: {error}")
+    if "onnx" in also and importlib.util.find_spec("tf2onnx") is None:
+        return _error("--also=onnx needs tf2onnx and onnx: pip install -e '.[onnx]'.")
 
     model_path, names_path, stats_path = FLAGS.model, FLAGS.class_names, FLAGS.stats
     if FLAGS.model_dir:
@@ -64,6 +80,7 @@ def main(argv):
             stats,
             FLAGS.version,
             card=model_card.read_card(model_path),
+            also=also,
         )
     except (ValueError, OSError) as error:  # (FileExistsError is an OSError)
         return _error(error)
