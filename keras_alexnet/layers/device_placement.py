@@ -156,6 +156,12 @@ class PlacedConv2D(DevicePlacement, keras.layers.Conv2D):
 class PlacedDense(DevicePlacement, keras.layers.Dense):
     """`keras.layers.Dense` whose ops run on `device`."""
 
+    def quantize(self, mode=None, type_check=True, config=None):
+        # Keras quantizes only exact Dense layers by default, since a subclass's own `call`
+        # would ignore the quantized weights. This class has Dense's `call` (only placed),
+        # and a quantized layer runs Dense's quantized call instead.
+        super().quantize(mode, type_check=False, config=config)
+
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
 class PlacedMaxPooling2D(DevicePlacement, keras.layers.MaxPooling2D):
