@@ -244,7 +244,7 @@ def export_saved_model(
     Example:
         export_saved_model(model, "saved_models/alexnet", source.class_names)
     """
-    also = portable_export.check_formats(also)
+    also = portable_export.check_exportable(model, also)
     chosen = version is None
     if chosen:
         version = next_version(export_dir)

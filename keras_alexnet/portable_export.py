@@ -41,6 +41,19 @@ def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(formats))
 
 
+def check_exportable(model: keras.Model, formats: Sequence[str]) -> tuple[str, ...]:
+    """`check_formats`, and a ValueError if `model` cannot be written in one of them."""
+    formats = check_formats(formats)
+    quantized = [layer.name for layer in model.layers if getattr(layer, "quantization_mode", None)]
+    if "litert" in formats and quantized:
+        raise ValueError(
+            f"LiteRT's converter cannot convert Keras' int8 dense layers ({', '.join(quantized)}: "
+            "an int8 BatchMatMulV3). Export the float32 model to LiteRT (and quantize there if "
+            "needed), or export this one as a SavedModel or ONNX, which keep int8."
+        )
+    return formats
+
+
 def with_preprocessing(model: keras.Model, stats: ColorStats) -> keras.Model:
     """`model` behind its mean subtraction: 0..255 RGB images in, `probabilities` out."""
     images = keras.Input((DEFAULT_SIZE, DEFAULT_SIZE, 3), name="images")
@@ -63,7 +76,7 @@ def export_portable(
 ) -> str:
     """Writes `model` (with its mean subtraction) in format `fmt` to `directory/FILE_NAMES[fmt]`
     and returns the path. The file is written under a temporary name and renamed."""
-    (fmt,) = check_formats([fmt])
+    (fmt,) = check_exportable(model, [fmt])
     portable = with_preprocessing(model, stats)
     path = os.path.join(directory, FILE_NAMES[fmt])
     temporary = os.path.join(directory, f".{os.getpid()}-{FILE_NAMES[fmt]}")

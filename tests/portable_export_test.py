@@ -123,3 +123,22 @@ def test_export_script_writes_litert_beside_the_saved_model(tmp_path):
     wrong = run_python([*args, "--also=onnx,gguf"])
     assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
     assert "--also: unknown export format(s) 'gguf'" in wrong.stderr
+
+
+@pytest.mark.slow
+def test_an_int8_model_exports_to_onnx_as_integer_matmuls(exported, tmp_path):
+    from keras_alexnet import quantization
+
+    _, images, _ = exported
+    keras.utils.set_random_seed(3)
+    model = quantization.quantize_dense_layers(AlexNet(classes=3, init="he"))
+    path = portable_export.export_portable(model, str(tmp_path), "onnx", STATS, CLASS_NAMES)
+    operators = collections.Counter(n.op_type for n in onnx.load(path).graph.node)
+    assert operators["MatMulInteger"] == 5  # fc6 and fc7 of each tower, the classifier
+    session = onnxruntime.InferenceSession(path)
+    (probabilities,) = session.run(None, {"images": images})
+    expected = model.predict(images - np.float32(STATS.mean_rgb), verbose=0)
+    # Each dense input is rounded to int8 at run time: a float32 rounding difference before
+    # it (the mean subtracted in the graph, not in NumPy) can move a value by one int8 step
+    # (seen: 3.3e-4 on one of three images).
+    assert relative_error(probabilities, expected) < 1e-3

@@ -84,3 +84,10 @@ def test_wrong_models_and_modes_are_named():
         quantization.quantize_dense_layers(model)
     with pytest.raises(ValueError, match=r"mode must be one of \('int8',\)"):
         quantization.quantize_dense_layers(AlexNet(classes=3), mode="int4")
+
+
+def test_litert_is_refused_for_an_int8_model_before_anything_is_written(models, tmp_path):
+    _, quantized, _ = models
+    with pytest.raises(ValueError, match="LiteRT's converter cannot convert Keras' int8"):
+        export_saved_model(quantized, str(tmp_path), [str(i) for i in range(10)], also=["litert"])
+    assert list(tmp_path.iterdir()) == []
