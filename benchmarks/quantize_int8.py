@@ -7,7 +7,9 @@ the embedded alexnet_shapes set), in one process:
 
 1. accuracy: validation top-1 and top-5 (centre crop) of the float32 model and of the same
    model with fc6-fc8 in int8, and how often the two agree on the top class;
-2. size: the `.keras` file, and the SavedModel export's `variables/` (does it keep int8?);
+2. size: the model's weights (the bytes of its variables; a `.keras` or `.weights.h5` of a
+   compiled model also holds the optimizer's), and the SavedModel export's `variables/` (does
+   it keep int8?);
 3. speed: `predict_on_batch` images/s at `--batch_size` and at 1, float32 and int8
    alternating, `--repeats` rounds; the headline is the median over rounds of the ratio
    within a round (both sides saw the machine in the same state), with a float32 matmul's
@@ -108,12 +110,11 @@ def main(argv):
     with tempfile.TemporaryDirectory() as folder:
         sizes = {}
         for name, model in models.items():
-            keras_file = os.path.join(folder, f"{name}.keras")
-            model.save(keras_file)
+            weights = sum(v.numpy().nbytes for v in model.weights)
             path, variables = _export_size(model, names, stats, os.path.join(folder, name))
-            sizes[name] = (os.path.getsize(keras_file), variables)
+            sizes[name] = (weights, variables)
             print(
-                f"{name}: .keras {sizes[name][0] / 1e6:.1f} MB, export variables/ "
+                f"{name}: weights {sizes[name][0] / 1e6:.1f} MB, export variables/ "
                 f"{variables / 1e6:.1f} MB"
             )
         served = tf.saved_model.load(path).signatures["predict_images"]  # the int8 export
@@ -125,7 +126,7 @@ def main(argv):
             f"{np.max(np.abs(exported - direct)):.2e}"
         )
         print(
-            f"size int8/float32: .keras {sizes['int8'][0] / sizes['float32'][0]:.3f}, "
+            f"size int8/float32: weights {sizes['int8'][0] / sizes['float32'][0]:.3f}, "
             f"export {sizes['int8'][1] / sizes['float32'][1]:.3f}"
         )
 
