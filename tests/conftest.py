@@ -57,6 +57,18 @@ def encode(array: np.ndarray, fmt: str = "JPEG", **kwargs) -> bytes:
     return buffer.getvalue()
 
 
+def progressive_jpeg(repeats: int) -> bytes:
+    """A progressive JPEG whose last scan is repeated `repeats` more times (libjpeg decodes
+    such a file, slowly: one pass over the image per scan)."""
+    buffer = io.BytesIO()
+    Image.fromarray(random_image(np.random.default_rng(1), 64, 80)).save(
+        buffer, "JPEG", progressive=True, quality=90
+    )
+    data = buffer.getvalue()
+    last_scan = data[data.rindex(b"\xff\xda") : -2]  # its header and data, up to the EOI
+    return data[:-2] + last_scan * repeats + data[-2:]
+
+
 def random_image(rng, height=48, width=64, channels=3) -> np.ndarray:
     shape = (height, width, channels) if channels > 1 else (height, width)
     return rng.integers(0, 256, shape, dtype=np.uint8)

@@ -11,7 +11,7 @@ import tensorflow as tf
 from keras_alexnet import AlexNet, export
 from keras_alexnet.data import ColorStats, pipeline
 from keras_alexnet.export import export_saved_model, next_version
-from tests.conftest import encode
+from tests.conftest import encode, progressive_jpeg
 
 CLASS_NAMES = ("cat", "dog", "fox")
 STATS = ColorStats(
@@ -70,6 +70,26 @@ def test_bytes_that_are_not_an_image_are_an_invalid_argument(exported):
     served = exported[3]
     with pytest.raises(tf.errors.InvalidArgumentError, match="JPEG or PNG"):
         served.signatures["serving_default"](image_bytes=tf.constant([b"<html>not an image"]))
+
+
+def test_a_request_of_too_many_images_is_refused_before_decoding(exported):
+    served = exported[3]
+    tiny = encode(np.zeros((2, 2, 3), np.uint8))
+    requests = tf.constant([tiny] * (export.MAX_IMAGES_PER_REQUEST + 1))
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        served.signatures["serving_default"](image_bytes=requests)
+    assert "image_bytes holds 129 images, more than the limit of 128 per request" in str(
+        error.value
+    )
+
+
+def test_a_jpeg_of_thousands_of_scans_is_refused_by_index(exported):
+    served = exported[3]
+    requests = tf.constant([encode(np.zeros((8, 8, 3), np.uint8)), progressive_jpeg(2000)])
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match=r"image_bytes\[1\] declares 2010 JPEG"
+    ):
+        served.signatures["serving_default"](image_bytes=requests)
 
 
 def test_a_failed_export_leaves_no_version_behind(tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_alexnet.data import decode
-from tests.conftest import encode, run_python
+from tests.conftest import encode, progressive_jpeg, run_python
 
 SEED = 20261123
 QUIET = {"TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -89,6 +89,7 @@ def fuzz_images(seed=SEED, mutations=24) -> list[tuple[str, bytes]]:
         ("png bomb 20000x20000", _png_declaring(20000, 20000)),
         ("png bomb 2^31x1", _png_declaring(2**31 - 1, 1)),
         ("jpeg bomb 65000x65000", _jpeg_declaring(65000, 65000)),
+        ("jpeg scan bomb of 510 scans", progressive_jpeg(500)),
         ("png ends in its header", decode.PNG_START + b"\x00\x00\x00\rIHDR\x00\x00"),
         ("jpeg magic only", decode.JPEG_START),
     ]
@@ -165,6 +166,7 @@ def test_refusals_say_what_was_received():
             _png_declaring(20000, 20000),
             "declares 20000 x 20000 = 400000000 pixels, more than the limit of 40000000.",
         ),
+        (progressive_jpeg(500), "declares 510 JPEG scans, more than the limit of 100."),
     ):
         with pytest.raises(tf.errors.InvalidArgumentError) as raised:
             decode.decode_central_square(tf.constant(data))

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from keras_alexnet.data import augment, decode
-from tests.conftest import encode, random_image
+from tests.conftest import encode, progressive_jpeg, random_image
 
 
 def test_jpeg_central_square_equals_full_decode_then_crop():
@@ -79,3 +79,17 @@ def test_a_png_that_ends_inside_its_header_is_named_not_quoted(length):
     with pytest.raises(tf.errors.InvalidArgumentError) as raised:
         check(tf.constant(encoded))
     assert f"received a PNG of {length} bytes, which ends inside its header" in raised.value.message
+
+
+def test_a_jpeg_of_too_many_scans_is_refused_before_decoding():
+    normal = progressive_jpeg(0)
+    assert decode.jpeg_scans(tf.constant(normal)).numpy() == 10  # libjpeg's colour script
+    assert decode.decode_image(tf.constant(normal)).shape == (64, 80, 3)
+    limit = progressive_jpeg(decode.MAX_JPEG_SCANS - 10)
+    assert decode.decode_image(tf.constant(limit)).shape == (64, 80, 3)
+    bomb = progressive_jpeg(5000)
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        decode.decode_central_square(tf.constant(bomb), what="image_bytes[4]")
+    refusal = decode.REFUSAL.search(str(error.value)).group(1)
+    assert refusal == "image_bytes[4] declares 5010 JPEG scans, more than the limit of 100."
+    assert decode.jpeg_scans(tf.constant(encode(random_image(np.random.default_rng(2))))) == 1
