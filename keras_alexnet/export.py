@@ -34,7 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_alexnet import model_card, portable_export, run_directory
+from keras_alexnet import machine, model_card, portable_export, run_directory
 from keras_alexnet.alexnet import DEFAULT_SIZE
 from keras_alexnet.data import decode, pipeline
 from keras_alexnet.data.stats import IMAGENET_STATS, ColorStats, check_stats
@@ -212,23 +212,11 @@ def remove_abandoned_exports(export_dir: str) -> list[str]:
     removed = []
     for name in os.listdir(export_dir):
         match = re.fullmatch(re.escape(_TEMPORARY_PREFIX) + r"\d+-(\d+)", name)
-        if match and not _process_alive(int(match.group(1))):
+        if match and not machine.process_alive(int(match.group(1))):
             path = os.path.join(export_dir, name)
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
 
 
 def export_saved_model(

@@ -37,6 +37,24 @@ def _error(message):
     return 1
 
 
+# The converted model is written to `<output>.partial-<pid>.keras` and renamed.
+_PARTIAL = ".partial-"
+
+
+def _remove_abandoned_partials(output):
+    """Removes what a conversion killed midway left beside `output` (its process is gone)."""
+    from keras_alexnet import machine
+
+    folder = os.path.dirname(os.path.abspath(output))
+    prefix = os.path.basename(output) + _PARTIAL
+    for name in os.listdir(folder):
+        pid = name[len(prefix) : -len(".keras")] if name.startswith(prefix) else ""
+        if name.endswith(".keras") and pid.isascii() and pid.isdigit():
+            if not machine.process_alive(int(pid)):
+                os.remove(os.path.join(folder, name))
+                print(f"Removed {name}, left by a conversion that was killed.")
+
+
 def main(argv):
     if len(argv) != 2:
         return _error("give exactly one weights file: convert_weights.py SRC --output=X.keras")
@@ -69,7 +87,8 @@ def main(argv):
         pretrained.load_matched(model, matched, FLAGS.include_top, source)
     except ValueError as error:
         return _error(error)
-    partial = f"{output}.partial-{os.getpid()}.keras"
+    _remove_abandoned_partials(output)
+    partial = f"{output}{_PARTIAL}{os.getpid()}.keras"
     try:
         model.save(partial)
         model_card.write_card(partial, model_card.foreign_file_origin(source, *identified))

@@ -2,7 +2,9 @@
 (1000 classes, 244 MB, Caffe's V1 form), end to end in subprocesses."""
 
 import json
+import os
 import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -13,15 +15,28 @@ from tests.conftest import run_python
 from tests.pretrained import caffe_files, caffe_reference
 
 
+def _dead_pid() -> int:
+    """The pid of a process that has ended."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
 @pytest.mark.slow
 def test_convert_then_export_serves_what_caffe_computes(tmp_path):
     weights = caffe_files.random_weights(seed=9, classes=1000)
     source = str(tmp_path / "bvlc_alexnet.caffemodel")
     caffe_files.write_caffemodel(source, weights, form="v1")
     converted = str(tmp_path / "bvlc_alexnet.keras")
+    abandoned = tmp_path / f"bvlc_alexnet.keras.partial-{_dead_pid()}.keras"
+    live = tmp_path / f"bvlc_alexnet.keras.partial-{os.getpid()}.keras"
+    abandoned.write_bytes(b"left by a killed conversion")
+    live.write_bytes(b"being written by a live one")
 
     result = run_python(["scripts/convert_weights.py", source, f"--output={converted}"])
     assert result.returncode == 0, result.stderr[-3000:]
+    assert not abandoned.exists() and live.exists()
+    assert f"Removed {abandoned.name}, left by a conversion that was killed." in result.stdout
     assert "sha256 " in result.stdout and "none of the known releases" in result.stdout
     assert "1000 classes, 60,965,224 parameters" in result.stdout
 
