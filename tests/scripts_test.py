@@ -65,3 +65,19 @@ def test_compute_stats_bad_flags():
         ["scripts/compute_stats.py", "--dataset=no_such_set", "--output=/tmp/x.json"]
     )
     assert result.returncode != 0 and "no_such_set" in result.stderr
+
+
+def test_compute_stats_checks_its_output_before_reading_any_image(tmp_path):
+    """A folder, or a path through a file: one line, before the dataset is read (so
+    --dataset=no_such_set is never reached). (A folder without write permission is refused
+    the same way, by os.access; the tests run as root, for whom every folder is writable.)"""
+    (tmp_path / "a_file").write_text("not a folder")
+    for output, words in (
+        (tmp_path, "is a folder; give the path of a .json file"),
+        (tmp_path / "a_file" / "stats.json", "a_file is a file"),
+    ):
+        result = run_python(
+            ["scripts/compute_stats.py", "--dataset=no_such_set", f"--output={output}"]
+        )
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert words in result.stderr and "no_such_set" not in result.stderr, result.stderr
