@@ -278,9 +278,24 @@ def export_saved_model(
         for fmt in also:
             portable_export.export_portable(model, temporary, fmt, stats, class_names, card)
         final = _rename_into_version(temporary, export_dir, version, chosen)
+    except (OSError, tf.errors.ResourceExhaustedError) as error:
+        if not _disk_full(error):
+            raise
+        raise run_directory.DiskFull(
+            f"The disk filled up while writing the export into {export_dir}: free space and "
+            "export again (no version was written; TF Serving saw nothing)."
+        ) from None
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     return final
+
+
+def _disk_full(error: Exception) -> bool:
+    """Whether a write failed for want of space: Python's ENOSPC, or TensorFlow's SaveV2
+    (ResourceExhaustedError, which also means out of memory: told apart by its message)."""
+    if isinstance(error, OSError):
+        return error.errno == errno.ENOSPC
+    return "No space left on device" in str(error)
 
 
 def _rename_into_version(temporary: str, export_dir: str, version: int, chosen: bool) -> str:

@@ -1,6 +1,7 @@
 """The TF Serving export: reloaded and compared with the in-memory model."""
 
 import dataclasses
+import errno
 import os
 
 import keras
@@ -92,15 +93,39 @@ def test_a_jpeg_of_thousands_of_scans_is_refused_by_index(exported):
         served.signatures["serving_default"](image_bytes=requests)
 
 
-def test_a_failed_export_leaves_no_version_behind(tmp_path, monkeypatch):
-    def dies_midway(obj, export_dir, *args, **kwargs):
-        os.makedirs(os.path.join(export_dir, "variables"))
-        raise OSError("disk full")
+def _archive_fails_midway(monkeypatch, error):
+    """Makes the SavedModel write fail after it has started (a `variables/` folder made).
+    (Patching `tf.saved_model.save` does not hold: importing `tensorflow.saved_model`'s
+    submodules while the signatures are traced rebinds `tf.saved_model`.)"""
 
-    monkeypatch.setattr(tf.saved_model, "save", dies_midway)
+    def dies_midway(self, export_dir, *args, **kwargs):
+        os.makedirs(os.path.join(export_dir, "variables"))
+        raise error
+
+    monkeypatch.setattr(type(keras.export.ExportArchive()), "write_out", dies_midway)
+
+
+def test_a_failed_export_leaves_no_version_behind(tmp_path, monkeypatch):
+    _archive_fails_midway(monkeypatch, OSError("disk full"))
     model = AlexNet(classes=3, init="he")
     with pytest.raises(OSError, match="disk full"):
         export_saved_model(model, str(tmp_path), CLASS_NAMES)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(errno.ENOSPC, "No space left on device"),
+        tf.errors.ResourceExhaustedError(
+            None, None, "SaveV2: variables.data-00000-of-00001; No space left on device"
+        ),
+    ],
+)
+def test_a_disk_filling_up_mid_export_is_one_message_and_no_version(tmp_path, monkeypatch, error):
+    _archive_fails_midway(monkeypatch, error)
+    with pytest.raises(export.run_directory.DiskFull, match="The disk filled up while writing"):
+        export_saved_model(AlexNet(classes=3, init="he"), str(tmp_path), CLASS_NAMES)
     assert os.listdir(tmp_path) == []
 
 
