@@ -31,8 +31,8 @@ setup(
     ],
     extras_require={
         # Loading the ONNX form of Caffe's bvlc_alexnet (keras_alexnet.pretrained), and the ONNX
-        # export (scripts/export.py --also=onnx: Keras' exporter, through tf2onnx).
-        "onnx": ["onnx>=1.16,<2", "tf2onnx>=1.17,<2"],
+        # export (scripts/export.py --also=onnx).
+        "onnx": ["onnx>=1.16,<2"],
         # The model on Keras' other backends (KERAS_BACKEND=jax or torch; README, Backends).
         # Tested with jax 0.10.2 and torch 2.13.0 (CPU builds).
         "jax": ["jax[cpu]>=0.10,<0.11"],
@@ -46,7 +46,6 @@ setup(
             "pytest-xdist>=3.6,<4",
             "onnx>=1.16,<2",
             "onnxruntime>=1.18,<2",
-            "tf2onnx>=1.17,<2",
             # tests/backends_test.py runs the model under JAX and PyTorch. torch is pinned to
             # the release whose CPU build (190 MB) CI's machines hold on disk; PyPI's own Linux
             # wheels are CUDA builds of several GB.

@@ -4,9 +4,10 @@ LiteRT (TensorFlow Lite: phones and small devices).
 Each holds the model with its mean subtraction, so it takes what `predict_images` of the
 SavedModel takes: `images`, float32 [batch, 227, 227, 3], RGB on the 0..255 scale, centre-
 cropped as evaluation does (README, Inputs); and it gives `probabilities` [batch, classes].
-Both are Keras' own exporters (`model.export(format=...)`, through tf2onnx and TensorFlow's
-LiteRT converter). LRN stays one operator (ONNX `LRN`, LiteRT `LOCAL_RESPONSE_NORMALIZATION`)
-and the towers stay ten convolutions; the Caffe variant's cross-tower LRN becomes a
+ONNX is written operator by operator (`onnx_export`: Keras' tf2onnx route held 11.7 GB of
+memory for it); LiteRT is Keras' own exporter (`model.export(format="litert")`, TensorFlow's
+converter). LRN stays one operator (ONNX `LRN`, LiteRT `LOCAL_RESPONSE_NORMALIZATION`) and
+the towers stay ten convolutions; the Caffe variant's cross-tower LRN becomes a
 concatenation of the other tower's two edge channels, an LRN and a slice. An ONNX file also
 carries its class names, the mean and the model card in its metadata (`metadata_props`).
 """
@@ -20,14 +21,13 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from keras_alexnet import onnx_export
 from keras_alexnet.alexnet import DEFAULT_SIZE
 from keras_alexnet.data.stats import ColorStats
 
 # What `export_portable` writes, by format, and where in an export's version directory.
 FILE_NAMES = {"onnx": "model.onnx", "litert": "model.tflite"}
 FORMATS = tuple(FILE_NAMES)
-# ONNX opset: 17 is read by every onnxruntime since 1.13 and by TensorRT 8.6 and later.
-ONNX_OPSET = 17
 
 
 def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
@@ -44,12 +44,14 @@ def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
 def check_exportable(model: keras.Model, formats: Sequence[str]) -> tuple[str, ...]:
     """`check_formats`, and a ValueError if `model` cannot be written in one of them."""
     formats = check_formats(formats)
+    if "onnx" in formats:
+        onnx_export.check_model(model)
     quantized = [layer.name for layer in model.layers if getattr(layer, "quantization_mode", None)]
     if "litert" in formats and quantized:
         raise ValueError(
             f"LiteRT's converter cannot convert Keras' int8 dense layers ({', '.join(quantized)}: "
             "an int8 BatchMatMulV3). Export the float32 model to LiteRT (and quantize there if "
-            "needed), or export this one as a SavedModel or ONNX, which keep int8."
+            "needed), or export this one as a SavedModel, which keeps int8."
         )
     return formats
 
@@ -77,15 +79,13 @@ def export_portable(
     """Writes `model` (with its mean subtraction) in format `fmt` to `directory/FILE_NAMES[fmt]`
     and returns the path. The file is written under a temporary name and renamed."""
     (fmt,) = check_exportable(model, [fmt])
-    portable = with_preprocessing(model, stats)
     path = os.path.join(directory, FILE_NAMES[fmt])
     temporary = os.path.join(directory, f".{os.getpid()}-{FILE_NAMES[fmt]}")
     try:
         if fmt == "onnx":
-            portable.export(temporary, format="onnx", verbose=False, opset_version=ONNX_OPSET)
-            _finish_onnx(temporary, stats, class_names, card)
+            _write_onnx(model, temporary, stats, class_names, card)
         else:
-            portable.export(temporary, format="litert", verbose=False)
+            with_preprocessing(model, stats).export(temporary, format="litert", verbose=False)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
@@ -93,24 +93,15 @@ def export_portable(
     return path
 
 
-def _finish_onnx(path: str, stats: ColorStats, class_names, card) -> None:
-    """Names the output `probabilities` (tf2onnx names it after the last TensorFlow op) and
-    adds the metadata."""
+def _write_onnx(model, path: str, stats: ColorStats, class_names, card) -> None:
     import onnx
 
-    graph = onnx.load(path)
-    (output,) = graph.graph.output
-    for node in graph.graph.node:
-        node.output[:] = ["probabilities" if o == output.name else o for o in node.output]
-    output.name = "probabilities"
-    facts = {
+    metadata = {
         "class_names": json.dumps(list(class_names)),
         "mean_rgb": json.dumps([float(m) for m in stats.mean_rgb]),
         "input": "images: float32 [batch, 227, 227, 3], RGB 0..255, centre-cropped",
         "model_card": json.dumps(card or {}),
     }
-    for key, value in facts.items():
-        entry = graph.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.checker.check_model(graph)
-    onnx.save(graph, path)
+    proto = onnx_export.onnx_model(model, stats.mean_rgb, metadata)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, path)

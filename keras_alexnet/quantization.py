@@ -21,9 +21,9 @@ def quantize_dense_layers(model: keras.Model, mode: str = "int8") -> keras.Model
 
     The model is for inference afterwards (Keras trains int8 layers only through their
     float32 gradients, which this package does not do). A `.keras` file of it keeps the int8
-    weights, and so do its SavedModel and ONNX exports (ONNX `MatMulInteger`); TensorFlow's
-    LiteRT converter cannot convert them (an int8 `BatchMatMulV3`), so `portable_export`
-    refuses LiteRT for a quantized model.
+    weights, and so does its SavedModel export. The ONNX export writes float32 weights and
+    TensorFlow's LiteRT converter cannot convert them (an int8 `BatchMatMulV3`), so
+    `portable_export` refuses both for a quantized model.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}; received mode={mode!r}.")

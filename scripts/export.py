@@ -50,8 +50,8 @@ def main(argv):
         also = portable_export.check_formats(FLAGS.also)
     except ValueError as error:
         return _error(f"--also: {error}")
-    if "onnx" in also and importlib.util.find_spec("tf2onnx") is None:
-        return _error("--also=onnx needs tf2onnx and onnx: pip install -e '.[onnx]'.")
+    if "onnx" in also and importlib.util.find_spec("onnx") is None:
+        return _error("--also=onnx needs the onnx package: pip install -e '.[onnx]'.")
 
     model_path, names_path, stats_path = FLAGS.model, FLAGS.class_names, FLAGS.stats
     if FLAGS.model_dir:

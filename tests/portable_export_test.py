@@ -125,20 +125,38 @@ def test_export_script_writes_litert_beside_the_saved_model(tmp_path):
     assert "--also: unknown export format(s) 'gguf'" in wrong.stderr
 
 
-@pytest.mark.slow
-def test_an_int8_model_exports_to_onnx_as_integer_matmuls(exported, tmp_path):
+def test_an_int8_model_is_refused_for_onnx_and_litert(tmp_path):
     from keras_alexnet import quantization
 
-    _, images, _ = exported
-    keras.utils.set_random_seed(3)
-    model = quantization.quantize_dense_layers(AlexNet(classes=3, init="he"))
-    path = portable_export.export_portable(model, str(tmp_path), "onnx", STATS, CLASS_NAMES)
-    operators = collections.Counter(n.op_type for n in onnx.load(path).graph.node)
-    assert operators["MatMulInteger"] == 5  # fc6 and fc7 of each tower, the classifier
-    session = onnxruntime.InferenceSession(path)
-    (probabilities,) = session.run(None, {"images": images})
+    model = quantization.quantize_dense_layers(AlexNet(classes=3))
+    for fmt, words in (("onnx", "writes float32 weights"), ("litert", "cannot convert")):
+        with pytest.raises(ValueError, match=words):
+            export_saved_model(model, str(tmp_path), CLASS_NAMES, also=[fmt])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_onnx_writer_refuses_what_it_does_not_know():
+    with pytest.raises(ValueError, match="include_top=True"):
+        portable_export.check_exportable(AlexNet(include_top=False), ["onnx"])
+    with pytest.raises(ValueError, match="classifier activations"):
+        portable_export.check_exportable(
+            AlexNet(classes=3, classifier_activation="sigmoid"), ["onnx"]
+        )
+
+
+def test_onnx_of_the_paper_variant_with_he_init_and_logits(tmp_path):
+    """The paper's LRN (alpha as written: ONNX's alpha is 5 times it), the "he" model's input
+    scaling, and a classifier without softmax."""
+    keras.utils.set_random_seed(4)
+    model = AlexNet(classes=4, init="he", classifier_activation=None)
+    path = portable_export.export_portable(model, str(tmp_path), "onnx", STATS, CLASS_NAMES[:1] * 4)
+    images = np.random.default_rng(6).uniform(0, 255, (2, 227, 227, 3)).astype("float32")
+    (logits,) = onnxruntime.InferenceSession(path).run(None, {"images": images})
     expected = model.predict(images - np.float32(STATS.mean_rgb), verbose=0)
-    # Each dense input is rounded to int8 at run time: a float32 rounding difference before
-    # it (the mean subtracted in the graph, not in NumPy) can move a value by one int8 step
-    # (seen: 3.3e-4 on one of three images).
-    assert relative_error(probabilities, expected) < 1e-3
+    assert relative_error(logits, expected) < RTOL
+    lrn = [n for n in onnx.load(path).graph.node if n.op_type == "LRN"][0]
+    assert {a.name: round(a.f, 8) for a in lrn.attribute if a.name != "size"} == {
+        "alpha": 5e-4,
+        "beta": 0.75,
+        "bias": 2.0,
+    }
