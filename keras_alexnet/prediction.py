@@ -278,13 +278,35 @@ def rest_classifier(address: str, model_name: str = "alexnet", timeout: float = 
     return classify
 
 
+def _top_of_grpc_reply(reply, address: str) -> list[tuple[str, float]]:
+    """The (label, score) pairs of a gRPC answer, checked as `_top_of_reply` checks REST's."""
+    try:
+        missing = [name for name in ("labels", "scores") if name not in reply.outputs]
+        if missing:  # (a protobuf map gives an empty tensor for a missing key)
+            raise KeyError(", ".join(missing))
+        labels = tf.make_ndarray(reply.outputs["labels"])[0]
+        scores = tf.make_ndarray(reply.outputs["scores"])[0]
+        if len(labels) != len(scores) or not len(labels):
+            raise ValueError("labels and scores differ in length")
+        return [(label.decode(), float(score)) for label, score in zip(labels, scores, strict=True)]
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
+        raise ValueError(
+            f"TF Serving at {address} answered, but not with a keras_alexnet export's labels "
+            f"and scores ({type(error).__name__}: {error}); is --model_name right?"
+        ) from None
+
+
 def grpc_classifier(address: str, model_name: str = "alexnet", timeout: float = 30.0):
     """Classifies through TF Serving's gRPC API (`PredictionService/Predict`) at `address`
     ("host:port", the server's --port)."""
     import grpc
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(address))
+    # The same bound on an answer as the REST client's (gRPC's own default is 4 MiB).
+    channel = grpc.insecure_channel(
+        address, options=[("grpc.max_receive_message_length", MAX_REPLY_BYTES)]
+    )
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
 
     def classify(encoded: bytes):
         request = predict_pb2.PredictRequest()
@@ -298,10 +320,13 @@ def grpc_classifier(address: str, model_name: str = "alexnet", timeout: float = 
                 raise ValueError(
                     f"not a JPEG or PNG image the server can decode ({error.details()[:200]})"
                 ) from None
+            if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise ValueError(
+                    f"TF Serving at {address} sent an answer of more than {MAX_REPLY_BYTES:,} "
+                    "bytes, which no keras_alexnet export sends; is --model_name right?"
+                ) from None
             raise _unreachable(address, f"{error.code().name}: {error.details()}") from None
-        labels = [label.decode() for label in tf.make_ndarray(reply.outputs["labels"])[0]]
-        scores = tf.make_ndarray(reply.outputs["scores"])[0].tolist()
-        return list(zip(labels, scores, strict=True))
+        return _top_of_grpc_reply(reply, address)
 
     return classify
 

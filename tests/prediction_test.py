@@ -309,6 +309,53 @@ def test_the_rest_client_bounds_and_checks_what_it_is_sent(hostile_server, mode,
         classify(b"\xff\xd8 an image")
 
 
+@pytest.fixture
+def hostile_grpc_server():
+    """A loopback gRPC PredictionService answering badly, by model name."""
+    from concurrent import futures
+
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    class Service(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):
+            reply = predict_pb2.PredictResponse()
+            mode = request.model_spec.name
+            if mode == "huge":
+                huge = np.array([[b"x" * (20 << 20)]], dtype=object)
+                reply.outputs["labels"].CopyFrom(tf.make_tensor_proto(huge))
+            elif mode == "short":
+                reply.outputs["labels"].CopyFrom(tf.make_tensor_proto([[b"a", b"b"]]))
+                reply.outputs["scores"].CopyFrom(tf.make_tensor_proto([[0.5]]))
+            return reply  # "empty": no outputs at all
+
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=2),
+        options=[("grpc.max_send_message_length", 64 << 20)],
+    )
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Service(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop(None)
+
+
+@pytest.mark.parametrize(
+    "mode, message",
+    [
+        ("huge", r"an answer of more than 16,777,216 bytes"),
+        ("empty", r"not with a keras_alexnet export's labels and scores \(KeyError"),
+        ("short", r"not with a keras_alexnet export's labels.*differ in length"),
+    ],
+)
+def test_the_grpc_client_bounds_and_checks_what_it_is_sent(hostile_grpc_server, mode, message):
+    from keras_alexnet.prediction import grpc_classifier
+
+    classify = grpc_classifier(hostile_grpc_server, model_name=mode, timeout=5.0)
+    with pytest.raises(ValueError, match=message):
+        classify(b"\xff\xd8 an image")
+
+
 def test_image_files_are_read_only_when_regular_and_of_a_bounded_size(tmp_path):
     from keras_alexnet.prediction import read_image_file
 
