@@ -1,5 +1,5 @@
 """What `backends_test.py` computes under every backend, TensorFlow included, from the files
-its fixture made (`inputs.npy`, `paper.weights.h5`, `caffe.weights.h5`,
+`prepare` made (`inputs.npy`, `paper.weights.h5`, `caffe.weights.h5`,
 `bvlc_alexnet.caffemodel`, `tensorflow.keras`, a Keras cache `keras_home/` holding the
 "imagenet" weights): the same code, so that the results compare key by key.
 
@@ -108,6 +108,35 @@ def keras_home(path):
             del os.environ["KERAS_HOME"]
         else:
             os.environ["KERAS_HOME"] = previous
+
+
+def prepare(job) -> None:
+    """Writes the files every backend starts from into `job`: random bvlc_alexnet weights in
+    Caffe's layout, He-scaled (activations of order 1-100, so LRN matters), as a .caffemodel
+    and as the paper and Caffe variants' .weights.h5; the inputs; a Keras cache holding
+    "imagenet" weights (random, not BVLC's) with a record naming the real source, as a
+    download leaves it."""
+    from keras_alexnet.pretrained import weights_cache
+    from keras_alexnet.pretrained.imagenet_weights import IMAGENET_WEIGHTS
+    from tests.pretrained import caffe_files
+
+    images = np.random.default_rng(11).uniform(0, 255, (2, 227, 227, 3)).astype("float32")
+    np.save(os.path.join(job, "inputs.npy"), images)
+    caffemodel = os.path.join(job, "bvlc_alexnet.caffemodel")
+    caffe_files.write_caffemodel(caffemodel, caffe_files.random_weights(seed=4, classes=10))
+    caffe = keras_alexnet.AlexNet(weights=caffemodel, classes=10)
+    for variant in ("paper", "caffe"):
+        model = keras_alexnet.AlexNet(classes=10, lrn=variant, classifier_activation=None)
+        model.set_weights(caffe.get_weights())
+        model.save_weights(os.path.join(job, f"{variant}.weights.h5"))
+    models = os.path.join(job, "keras_home", "models")
+    os.makedirs(models)
+    keras.utils.set_random_seed(2)
+    model = keras_alexnet.AlexNet(classes=1000, **IMAGENET_WEIGHTS.variant)
+    converted = os.path.join(models, IMAGENET_WEIGHTS.cache_file)
+    model.save_weights(converted)
+    with keras_home(os.path.join(job, "keras_home")):
+        weights_cache._write_record(converted, IMAGENET_WEIGHTS.sources[0], IMAGENET_WEIGHTS)
 
 
 def compute(job) -> dict:

@@ -1,10 +1,13 @@
-"""Runs `backend_job.compute` under one Keras backend, with TensorFlow made unimportable (as
-on a machine without it), and saves the results for `backends_test.py`:
+"""Runs `backend_job.compute` under one Keras backend and saves the results for
+`backends_test.py`:
 
+    KERAS_BACKEND=tensorflow python tests/backend_worker.py JOB_DIR --prepare
     KERAS_BACKEND=jax python tests/backend_worker.py JOB_DIR
 
-writes `JOB_DIR/<backend>.npz` (and `<backend>.keras`). Under JAX it adds a finite-difference
-check of LRN's gradient in float64.
+writes `JOB_DIR/<backend>.npz` (and `<backend>.keras`). Under any backend but TensorFlow,
+TensorFlow is made unimportable first, as on a machine without it. `--prepare` (TensorFlow)
+writes the job's files first. Under JAX it adds a finite-difference check of LRN's gradient
+in float64.
 """
 
 import os
@@ -13,7 +16,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tests import no_tensorflow  # noqa: E402
 
-no_tensorflow.block()
+if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+    no_tensorflow.block()
 
 import numpy as np  # noqa: E402
 
@@ -49,7 +53,9 @@ def lrn_finite_difference_error():
     return np.max(np.abs(automatic - numeric)) / np.max(np.abs(numeric))
 
 
-def main(job):
+def main(job, *options):
+    if "--prepare" in options:
+        backend_job.prepare(job)
     results = backend_job.compute(job)
     if backend_job.BACKEND == "jax":
         results["lrn_finite_difference_error"] = np.array(lrn_finite_difference_error())
@@ -57,4 +63,4 @@ def main(job):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])

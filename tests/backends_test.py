@@ -1,10 +1,10 @@
 """AlexNet on Keras' JAX and PyTorch backends gives TensorFlow's numbers.
 
-`backend_job.compute` runs under TensorFlow here and under each other backend in a subprocess
-where TensorFlow cannot be imported (`backend_worker.py`): logits of the paper and Caffe
+`backend_job.compute` runs under TensorFlow and under each other backend, each in a subprocess
+(`backend_worker.py`; TensorFlow cannot be imported in the others): logits of the paper and Caffe
 variants, gradients, a Caffe file, `weights="imagenet"`, `.keras` files across backends, SGD
 steps. The results are compared key by key. Keras' applications contract
-(`applications_contract_test.py`) is run under each backend too.
+(`applications_contract.py`) is run under each backend too.
 """
 
 import keras
@@ -12,11 +12,8 @@ import numpy as np
 import pytest
 
 import keras_alexnet
-from keras_alexnet.pretrained import weights_cache
-from keras_alexnet.pretrained.imagenet_weights import IMAGENET_WEIGHTS
-from tests import backend_job, no_tensorflow
+from tests import no_tensorflow
 from tests.conftest import run_python
-from tests.pretrained import caffe_files
 
 BACKENDS = ("jax", "torch")
 VARIANTS = ("paper", "caffe")
@@ -32,45 +29,26 @@ def relative_error(actual, expected):
 
 @pytest.fixture(scope="module")
 def job(tmp_path_factory):
-    """The files every backend starts from, and TensorFlow's results on them. The weights are
-    random in Caffe's layout, He-scaled: activations of order 1-100, so LRN matters."""
+    """The files every backend starts from (`backend_job.prepare`), and TensorFlow's results
+    on them: both made in a TensorFlow subprocess, so that this test process holds none of the
+    models (the suite's worker processes keep what TensorFlow allocates)."""
     job = tmp_path_factory.mktemp("backends")
-    images = np.random.default_rng(11).uniform(0, 255, (2, 227, 227, 3)).astype("float32")
-    np.save(job / "inputs.npy", images)
-    caffe_files.write_caffemodel(
-        job / "bvlc_alexnet.caffemodel", caffe_files.random_weights(seed=4, classes=10)
+    return job, run_worker(job, "tensorflow", "--prepare")
+
+
+def run_worker(job, backend, *args):
+    result = run_python(
+        ["tests/backend_worker.py", str(job), *args], env={"KERAS_BACKEND": backend}
     )
-    caffe = keras_alexnet.AlexNet(weights=str(job / "bvlc_alexnet.caffemodel"), classes=10)
-    for variant in VARIANTS:
-        model = keras_alexnet.AlexNet(classes=10, lrn=variant, classifier_activation=None)
-        model.set_weights(caffe.get_weights())
-        model.save_weights(job / f"{variant}.weights.h5")
-    imagenet_cache(job / "keras_home")
-    return job, backend_job.compute(job)
-
-
-def imagenet_cache(keras_home):
-    """A Keras cache holding converted "imagenet" weights (random, not BVLC's) with a record
-    naming the real source, as a download leaves it."""
-    (keras_home / "models").mkdir(parents=True)
-    keras.utils.set_random_seed(2)
-    model = keras_alexnet.AlexNet(classes=1000, **IMAGENET_WEIGHTS.variant)
-    converted = keras_home / "models" / IMAGENET_WEIGHTS.cache_file
-    model.save_weights(converted)
-    with backend_job.keras_home(keras_home):
-        weights_cache._write_record(str(converted), IMAGENET_WEIGHTS.sources[0], IMAGENET_WEIGHTS)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    with np.load(job / f"{backend}.npz") as results:
+        return dict(results)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request, job):
-    """Runs the worker under one backend; its results."""
-    job_dir, _ = job
-    result = run_python(
-        ["tests/backend_worker.py", str(job_dir)], env={"KERAS_BACKEND": request.param}
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    with np.load(job_dir / f"{request.param}.npz") as results:
-        return request.param, dict(results)
+    """Runs the worker under one backend, TensorFlow blocked; its results."""
+    return request.param, run_worker(job[0], request.param)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -135,9 +113,10 @@ def test_sgd_steps_and_evaluation_equal_tensorflows(backend, job):
     np.testing.assert_allclose(results["fit"], expected, rtol=GRADIENT_RTOL, err_msg=name)
 
 
-@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("name", ["tensorflow", *BACKENDS])
 def test_keras_applications_contract(name):
-    """keras' applications checks (tests/applications_contract_test.py) under the backend."""
+    """keras' applications checks (tests/applications_contract.py) under each backend, each
+    in its own process (TensorFlow blocked for the others)."""
     result = run_python(
         [
             "-m",
@@ -147,9 +126,9 @@ def test_keras_applications_contract(name):
             "0",
             "-p",
             "no:cacheprovider",
-            "tests/applications_contract_test.py",
+            "tests/applications_contract.py",
         ],
-        env={"KERAS_BACKEND": name, no_tensorflow.ENV: "1"},
+        env={"KERAS_BACKEND": name, no_tensorflow.ENV: "" if name == "tensorflow" else "1"},
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
     assert " passed" in result.stdout

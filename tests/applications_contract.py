@@ -2,10 +2,12 @@
 of AlexNet, plus what a user of any backend needs (predict, the Caffe variant, mixed precision,
 serialisation, tower placement refused off TensorFlow).
 
-Backend-agnostic: it imports Keras, NumPy and keras_alexnet only. The main suite runs it under
-TensorFlow; `backends_test.py` runs it under JAX and PyTorch with TensorFlow unimportable:
+Backend-agnostic: it imports Keras, NumPy and keras_alexnet only. Not collected by the suite
+itself (its name does not end in _test.py): `backends_test.py` runs it under TensorFlow, JAX
+and PyTorch, each in its own process (TensorFlow unimportable for the other two), so that no
+suite worker keeps the models it builds. By hand:
 
-    KERAS_BACKEND=jax python -m pytest -n 0 tests/applications_contract_test.py
+    KERAS_BACKEND=jax python -m pytest -n 0 tests/applications_contract.py
 """
 
 import keras
