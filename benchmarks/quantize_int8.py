@@ -79,7 +79,7 @@ def _accuracy(models, source, stats):
 
 
 def _export_size(model, names, stats, folder):
-    from keras_alexnet import export
+    from keras_alexnet.serving import export
 
     path = export.export_saved_model(model, folder, names, stats)
     variables = os.path.join(path, "variables")
@@ -89,17 +89,18 @@ def _export_size(model, names, stats, folder):
 
 def main(argv):
     del argv
-    from keras_alexnet import data, machine, prediction, quantization, run_directory
+    from keras_alexnet import data, machine
+    from keras_alexnet.serving import quantization, trained_model
 
     print(machine.describe_this_machine())
     run = os.path.expanduser(FLAGS.model_dir)
-    model_path = os.path.join(run, run_directory.BEST_MODEL_FILE)
-    stats = data.load_stats(os.path.join(run, run_directory.STATS_FILE))
-    names = prediction.read_class_names(os.path.join(run, run_directory.CLASS_NAMES_FILE))
+    model_path = os.path.join(run, trained_model.BEST_MODEL_FILE)
+    stats = data.load_stats(os.path.join(run, trained_model.STATS_FILE))
+    names = trained_model.read_class_names(os.path.join(run, trained_model.CLASS_NAMES_FILE))
     source = data.make_source(FLAGS.dataset, data_dir=FLAGS.data_dir, image_dir=FLAGS.image_dir)
     models = {
-        "float32": prediction.load_trained_model(model_path),
-        "int8": quantization.quantize_dense_layers(prediction.load_trained_model(model_path)),
+        "float32": trained_model.load_keras_model(model_path),
+        "int8": quantization.quantize_dense_layers(trained_model.load_keras_model(model_path)),
     }
 
     accuracy, agreement, seen = _accuracy(models, source, stats)

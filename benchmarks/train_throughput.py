@@ -75,7 +75,7 @@ def build(policy, classes=1000):
     import keras
 
     from keras_alexnet import AlexNet
-    from keras_alexnet.recipe import apply_weight_decay, paper_optimizer
+    from keras_alexnet.training.recipe import apply_weight_decay, paper_optimizer
 
     keras.mixed_precision.set_global_policy(policy)
     model = AlexNet(classes=classes)
@@ -218,7 +218,7 @@ def main(argv):
 
 def emulation_warning(policy):
     """Why `policy` only runs emulated on the device it would train on, or None."""
-    from keras_alexnet import precision
+    from keras_alexnet.training import precision
 
     requested = "none" if policy == "float32" else policy
     return precision.choose_precision(requested).warning
@@ -229,7 +229,7 @@ def serving_figures(model, export_dir):
     import numpy as np
     import tensorflow as tf
 
-    from keras_alexnet import export
+    from keras_alexnet.serving import export
 
     path = export.export_saved_model(model, export_dir, [str(i) for i in range(1000)])
     loaded = tf.saved_model.load(path)

@@ -10,7 +10,7 @@ into a temporary folder. Target task: an image folder of six classes of *outline
 backgrounds, another rendering that the source never saw), `--per_class` training and
 `--per_class // 2` validation images each, drawn here.
 
-Runs, each `scripts/train.py`'s `training.run` for `--steps` steps of batch 32 in 4 epochs,
+Runs, each `scripts/train.py`'s `training.train` for `--steps` steps of batch 32 in 4 epochs,
 float32 on every machine (the comparison, not the speed, is the point):
 
 - `scratch`: the quickstart's recipe from random weights (init he, lr 0.005);
@@ -75,7 +75,7 @@ def _target_folder(root, per_class):
 
 
 def _config(**settings):
-    from keras_alexnet.config import TrainConfig
+    from keras_alexnet.training.config import TrainConfig
 
     base = dict(
         dataset="image_folder",
@@ -95,7 +95,8 @@ def _config(**settings):
 def _quickstart_source(folder):
     from absl import flags as absl_flags
 
-    from keras_alexnet import config, training
+    from keras_alexnet import training
+    from keras_alexnet.training import config
 
     values = absl_flags.FlagValues()
     config.define_flags(values)
@@ -108,7 +109,7 @@ def _quickstart_source(folder):
             "--verbose=2",
         ]
     )
-    result = training.run(config.config_from_flags(values))
+    result = training.train(config.config_from_flags(values))
     print(f"Source: the quickstart, validation top-1 {result.best_logs['val_top1_accuracy']:.3f}")
     return f"{folder}/quickstart/best.keras"
 
@@ -119,7 +120,7 @@ def _frozen_check(best_path, source_path, train_from):
     import keras
     import numpy as np
 
-    from keras_alexnet.fine_tuning import BLOCKS, block_of
+    from keras_alexnet.training.fine_tuning import BLOCKS, block_of
 
     best, source = keras.saving.load_model(best_path), keras.saving.load_model(source_path)
     first = BLOCKS.index(train_from)
@@ -162,7 +163,7 @@ def main(argv):
             if block != "scratch":
                 settings.update(weights=source, train_from=block)
             model_dir = os.path.join(folder, spec.replace(":", "_"))
-            result = training.run(
+            result = training.train(
                 _config(
                     image_dir=target,
                     model_dir=model_dir,

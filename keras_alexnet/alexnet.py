@@ -20,8 +20,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_alexnet import pretrained
-from keras_alexnet import weights as weights_lib
 from keras_alexnet.imagenet import IMAGENET_MEAN_RGB, NUM_IMAGENET_CLASSES, imagenet_class_index
 from keras_alexnet.layers import (
     CrossTowerLocalResponseNormalization,
@@ -34,8 +32,8 @@ from keras_alexnet.layers import (
     PlacedMaxPooling2D,
 )
 from keras_alexnet.layers.local_response_normalization import ALPHA_CONVENTIONS, CAFFE_BIAS
-from keras_alexnet.pretrained import weights_cache
 from keras_alexnet.pretrained.imagenet_weights import IMAGENET_WEIGHTS
+from keras_alexnet.weights import IMAGENET, Weights, resolve_weights
 
 # Paper 3.5 / figure 2: the input is 227x227x3. The paper says 224, which does not fit an
 # unpadded 11x11 stride-4 conv1 giving 55x55; Caffe and every faithful port use 227.
@@ -67,12 +65,6 @@ POOLINGS = (None, "avg", "max")
 # "paper": section 3.3's LRN (k=2) within each tower. "caffe": Caffe's bvlc_alexnet, whose
 # trained weights need its LRN (k=1, alpha divided by the window size) across both towers.
 LRNS = ("paper", "caffe")
-
-# What a `weights` argument is (`weights_kind`): decided once, from its value and suffix.
-NO_WEIGHTS = "none"
-IMAGENET = "imagenet"  # the trained weights of `IMAGENET_WEIGHTS`, from the Keras cache
-FOREIGN_FILE = "foreign"  # a .caffemodel or .onnx: Caffe's bvlc_alexnet, converted on load
-KERAS_FILE = "keras"  # a .weights.h5 or .keras of this package's AlexNet
 
 
 def AlexNet(
@@ -159,8 +151,7 @@ def AlexNet(
     >>> model.output_shape
     (None, 10)
     """
-    kind = weights_kind(weights)
-    input_shape = _validate_arguments(
+    input_shape, weights = _validate_arguments(
         include_top=include_top,
         weights=weights,
         input_tensor=input_tensor,
@@ -174,9 +165,8 @@ def AlexNet(
         lrn=lrn,
         lrn_alpha_convention=lrn_alpha_convention,
         init=init,
-        kind=kind,
     )
-    lrn = lrn or ("caffe" if kind in (IMAGENET, FOREIGN_FILE) else "paper")
+    lrn = lrn or weights.lrn or "paper"
     device = dict(zip(TOWERS, tower_devices or (None, None), strict=True))
     ones, zeros = ("zeros", "zeros") if init == "he" else ("ones", "zeros")
 
@@ -308,29 +298,8 @@ def AlexNet(
         inputs = sources[0] if len(sources) == 1 else sources
     model = keras.Model(inputs, x, name=name)
 
-    if kind == IMAGENET:
-        cached = weights_cache.imagenet_weights_file(IMAGENET_WEIGHTS)
-        # (Its values were checked when it was made; its sha256 against the record on load.)
-        weights_lib.load_weights(model, cached, allow_unused=not include_top, check_values=False)
-    elif kind == FOREIGN_FILE:
-        pretrained.load_pretrained(model, weights, include_top)
-    elif kind == KERAS_FILE:
-        weights_lib.load_weights(model, weights, allow_unused=not include_top)
+    weights.load_into(model, include_top)
     return model
-
-
-def weights_kind(weights) -> str:
-    """What a `weights` argument names: `NO_WEIGHTS`, `IMAGENET`, `FOREIGN_FILE` (a
-    `.caffemodel`/`.onnx`) or `KERAS_FILE` (anything else; `_validate_weights` checks it)."""
-    if weights is None:
-        return NO_WEIGHTS
-    if isinstance(weights, str) and weights == "imagenet":
-        return IMAGENET
-    if isinstance(weights, (str, os.PathLike)) and pretrained.is_pretrained_file(
-        os.fspath(weights)
-    ):
-        return FOREIGN_FILE
-    return KERAS_FILE
 
 
 def _is_int(value) -> bool:
@@ -391,18 +360,19 @@ def _validate_arguments(
     lrn,
     lrn_alpha_convention,
     init,
-    kind,
-):
-    """Checks every argument before anything is built; returns the input shape to use."""
+) -> tuple[tuple, Weights]:
+    """Checks every argument before anything is built; returns the input shape to use and
+    the resolved weights."""
     if not isinstance(include_top, bool):
         raise ValueError(
             f"`include_top` must be True or False. Received: include_top={include_top!r}"
         )
-    _validate_weights(weights, kind)
-    _validate_lrn(lrn, lrn_alpha_convention, init, weights, kind)
+    weights = resolve_weights(weights)
+    _validate_lrn(lrn, lrn_alpha_convention, init)
+    weights.check_model(lrn, lrn_alpha_convention, init)
     if not _is_int(classes) or classes < 1:
         raise ValueError(f"`classes` must be a positive integer. Received: classes={classes!r}")
-    if kind == IMAGENET and include_top and classes != IMAGENET_WEIGHTS.num_classes:
+    if weights.kind == IMAGENET and include_top and classes != IMAGENET_WEIGHTS.num_classes:
         raise ValueError(
             'If using `weights="imagenet"` with `include_top=True`, `classes` should be '
             f"{IMAGENET_WEIGHTS.num_classes}. Received: classes={classes}. For other classes, "
@@ -462,33 +432,10 @@ def _validate_arguments(
         if input_shape is None:
             input_shape = tuple(input_tensor.shape)[1:]
             source = "input_tensor.shape[1:]"
-    channels = 3 if kind in (IMAGENET, FOREIGN_FILE) else None
-    return _validate_input_shape(input_shape, include_top, source, channels)
+    return _validate_input_shape(input_shape, include_top, source, weights.channels), weights
 
 
-_WEIGHTS_ARGUMENT = (
-    "The `weights` argument should be either `None` (random initialization), `imagenet` "
-    "(Caffe's bvlc_alexnet, trained on ImageNet), the path to a `.weights.h5` or `.keras` "
-    "file, or Caffe's bvlc_alexnet as a `.caffemodel` or `.onnx` file."
-)
-
-
-def _validate_weights(weights, kind):
-    if kind in (NO_WEIGHTS, IMAGENET):
-        return
-    if not isinstance(weights, (str, os.PathLike)):
-        raise ValueError(f"{_WEIGHTS_ARGUMENT} Received: weights={weights!r}")
-    path = os.fspath(weights)
-    if not path.endswith(weights_lib.WEIGHTS_SUFFIXES) and not pretrained.is_pretrained_file(path):
-        refusal = pretrained.refusal(path)
-        if refusal:
-            raise ValueError(f"{refusal} See README, Pretrained weights, for the formats loaded.")
-        raise ValueError(f"{_WEIGHTS_ARGUMENT} Received: weights={path!r}")
-    if not os.path.isfile(path):
-        raise ValueError(f"The weights file does not exist. Received: weights={path!r}")
-
-
-def _validate_lrn(lrn, lrn_alpha_convention, init, weights, kind):
+def _validate_lrn(lrn, lrn_alpha_convention, init):
     if lrn is not None and lrn not in LRNS:
         raise ValueError(f"`lrn` must be None or one of {LRNS}. Received: lrn={lrn!r}")
     if lrn_alpha_convention is not None and lrn_alpha_convention not in ALPHA_CONVENTIONS:
@@ -498,18 +445,7 @@ def _validate_lrn(lrn, lrn_alpha_convention, init, weights, kind):
         )
     if init not in INITIALIZATIONS:
         raise ValueError(f"`init` must be one of {INITIALIZATIONS}. Received: init={init!r}")
-    caffe_file = kind in (IMAGENET, FOREIGN_FILE)
-    if caffe_file and lrn == "paper":
-        raise ValueError(
-            f"Caffe's bvlc_alexnet weights ({os.fspath(weights)!r}) were trained with Caffe's LRN; "
-            "they need lrn='caffe' (or lrn=None). Received: lrn='paper'"
-        )
-    if caffe_file and init == "he":
-        raise ValueError(
-            "init='he' adds an input_scaling layer that Caffe's bvlc_alexnet does not have; "
-            "leave init='paper' to load its weights. Received: init='he'"
-        )
-    if (lrn == "caffe" or caffe_file) and lrn_alpha_convention == "paper":
+    if lrn == "caffe" and lrn_alpha_convention == "paper":
         raise ValueError(
             "lrn='caffe' always divides alpha by the window size (Caffe's convention); "
             "lrn_alpha_convention applies to lrn='paper' only. Received: "

@@ -1,6 +1,6 @@
 """What machine this is: the CPU's model, cores and instruction sets, and whether TensorFlow's
-oneDNN CPU kernels are on. Precision choice (`keras_alexnet.precision`) and the benchmarks'
-reports read it.
+oneDNN CPU kernels are on. Precision choice (`keras_alexnet.training.precision`) and the
+benchmarks' reports read it.
 
 This module imports no TensorFlow, so that `use_onednn_kernels` can run before TensorFlow
 loads: TensorFlow reads `TF_ENABLE_ONEDNN_OPTS` once, when it is imported.
@@ -8,9 +8,7 @@ loads: TensorFlow reads `TF_ENABLE_ONEDNN_OPTS` once, when it is imported.
 Why oneDNN matters here: on Linux, TensorFlow turns its oneDNN kernels on by default only on
 CPUs with AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX. On the others (AMD Zen 2 and Zen 3,
 Intel before Cascade Lake: AVX2 CPUs) it falls back to Eigen's convolutions, and AlexNet's
-float32 training step runs at about half the speed (measured on a 2-core AMD EPYC, AVX-512
-and AVX512_BF16, oneDNN restricted to AVX2 to stand in for Zen 3: 0.39 of the float32 matmul
-rate with Eigen, 0.75 with oneDNN; see README, Performance).
+float32 training step runs at about half the speed (README, Performance, has the figures).
 """
 
 from __future__ import annotations

@@ -68,3 +68,17 @@ def startup_lines_hidden(enabled: bool = True):
             if kept:
                 sys.stderr.write("\n".join(kept) + "\n")
                 sys.stderr.flush()
+
+
+def hide_info_lines() -> None:
+    """Keeps the INFO lines of Python's side off the screen for the rest of the process:
+    tensorflow-datasets' lines per stream ("Constructing tf.data.Dataset ..."), TensorFlow's
+    "Using MirroredStrategy with devices ...", and the embedded set's generation bars.
+    Warnings and errors still show."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+    from absl import logging
+
+    logging.set_verbosity(logging.WARNING)
+    tf.get_logger().setLevel("WARNING")
+    tfds.disable_progress_bar()

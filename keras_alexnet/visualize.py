@@ -118,3 +118,55 @@ def curves_image(history: dict[str, list[float]], width: int = 900, height: int 
             for x, y in points:
                 draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=colour)
     return image
+
+
+def similar_images(
+    model: keras.Model,
+    source,
+    stats,
+    split: str = "validation",
+    max_images: int = 600,
+    query_files: Sequence[str] = (),
+    queries: int = 4,
+    neighbours: int = 6,
+) -> Image.Image:
+    """For each query, the `neighbours` images of `source`'s `split` (its first `max_images`)
+    closest to it by the model's fc7 features, drawn as one row each (paper 6.1, fig. 4).
+
+    The queries are the image files `query_files`, or without them the split's first
+    `queries` images (each is then its own nearest neighbour, at distance 0, and is left out).
+    `stats` are the pixel statistics the model was trained with.
+
+    Raises:
+        ValueError: a query file cannot be read or is not a JPEG or PNG image.
+    """
+    import tensorflow as tf
+
+    from keras_alexnet.alexnet import feature_extractor
+    from keras_alexnet.data import pipeline
+    from keras_alexnet.serving.prediction import read_image_file
+
+    query_views = []
+    for path in query_files:  # (first: a bad file is found before the dataset is read)
+        try:
+            encoded = tf.constant(read_image_file(path))
+            query_views.append(pipeline.eval_view(encoded, stats).numpy())
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+        except tf.errors.InvalidArgumentError:
+            raise ValueError(f"{path}: not a JPEG or PNG image") from None
+    features_of = feature_extractor(model)
+    dataset = pipeline.eval_dataset(source, 32, stats, split=split)
+    views = np.concatenate([v.numpy() for v, _ in dataset.unbatch().take(max_images).batch(32)])
+    features = np.asarray(features_of.predict(views, batch_size=32, verbose=0))
+    if query_views:
+        query_views = np.stack(query_views)
+        query_features = np.asarray(features_of.predict(query_views, verbose=0))
+        nearest = nearest_neighbours(query_features, features, neighbours)
+    else:
+        query_views, query_features = views[:queries], features[:queries]
+        nearest = nearest_neighbours(query_features, features, neighbours + 1)[:, 1:]
+    mean = np.float32(stats.mean_rgb)
+    pixels = lambda view: np.clip(view + mean, 0, 255)  # noqa: E731
+    rows = [[pixels(views[j]) for j in row] for row in nearest]
+    return neighbours_image([pixels(q) for q in query_views], rows)

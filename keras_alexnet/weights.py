@@ -1,195 +1,177 @@
-"""Loading a weights file into a model, with an error that says what does not fit.
+"""What a `weights` argument names, resolved once: `resolve_weights(weights) -> Weights`.
 
-Keras 3 matches a `.weights.h5` file (or the weights inside a `.keras` file) to a model by
-position: each layer's weights sit under `layers/<snake_case class name>[_N]/vars/<i>`. A file
-from another class count or another architecture then fails deep inside `variable.assign`
-with a message that does not name the layer, or, worse, loads in part. This module checks the
-file against the model first and names the first layer that does not fit and both shapes.
+A `Weights` knows its kind (none, the trained ImageNet weights, Caffe's bvlc_alexnet as a
+`.caffemodel` or `.onnx` file, or a `.keras`/`.weights.h5` file of this package's AlexNet),
+what it requires of the model (Caffe's LRN and initialisation, RGB input, the classes the
+file holds), how it loads itself into a model, and what it refuses and why. `AlexNet` asks it
+once; fine-tuning asks it for the starting values by layer. A Caffe or ONNX file is parsed at
+most once per `Weights`.
+
+    spec = resolve_weights("bvlc_alexnet.caffemodel")   # checked: suffix, existence
+    spec.kind, spec.lrn, spec.classes()                   # "foreign", "caffe", 1000
+    spec.load_into(model, include_top=True)
 """
 
 from __future__ import annotations
 
-import io
+import dataclasses
+import functools
 import os
-import warnings
-import zipfile
 
-import h5py
 import keras
 import numpy as np
 
-from keras_alexnet import compat
+from keras_alexnet import pretrained
+from keras_alexnet.imagenet import NUM_IMAGENET_CLASSES
+from keras_alexnet.pretrained import bvlc_alexnet, keras_file
+from keras_alexnet.pretrained.imagenet_weights import IMAGENET_WEIGHTS
 
-WEIGHTS_SUFFIXES = (".weights.h5", ".keras")
+# What a `weights` argument is (`weights_kind`): decided from its value and suffix alone.
+NO_WEIGHTS = "none"
+IMAGENET = "imagenet"  # the trained weights of `IMAGENET_WEIGHTS`, from the Keras cache
+FOREIGN_FILE = "foreign"  # a .caffemodel or .onnx: Caffe's bvlc_alexnet, converted on load
+KERAS_FILE = "keras"  # a .weights.h5 or .keras of this package's AlexNet
+CAFFE_KINDS = (IMAGENET, FOREIGN_FILE)  # Caffe's bvlc_alexnet, from the cache or a file
 
-
-# Layers without weights that still change the numbers: a file saved with one must not load
-# silently into a model without it, or the other way round. For each, the AlexNet argument
-# that makes the difference: `init="he"` adds a fixed Rescaling layer, `lrn="caffe"` normalises
-# across both towers with its own layer class.
-_WEIGHTLESS_BUT_SIGNIFICANT = {
-    "rescaling": "a fixed input_scaling layer (AlexNet's init='he' against init='paper')",
-    "cross_tower_local_response_normalization": (
-        "Caffe's cross-tower LRN (AlexNet's lrn='caffe' against lrn='paper')"
-    ),
-}
-
-
-def _saved_shapes(h5_file: h5py.File) -> dict[str, list[tuple[int, ...]]]:
-    """Maps each layer key in a Keras weights file to the shapes of its variables, in order
-    (an empty list for a layer without variables)."""
-    layers = h5_file.get("layers")
-    if layers is None:
-        return {}
-    shapes = {}
-    for key, group in layers.items():
-        variables = group.get("vars")
-        count = 0 if variables is None else len(variables)
-        shapes[key] = [tuple(variables[str(i)].shape) for i in range(count)]
-    return shapes
+_WEIGHTS_ARGUMENT = (
+    "The `weights` argument should be either `None` (random initialization), `imagenet` "
+    "(Caffe's bvlc_alexnet, trained on ImageNet), the path to a `.weights.h5` or `.keras` "
+    "file, or Caffe's bvlc_alexnet as a `.caffemodel` or `.onnx` file."
+)
 
 
-def _expected_shapes(model: keras.Model) -> list[tuple[str, keras.layers.Layer, list]]:
-    """The key Keras saves each layer under, the layer, and its variables' shapes."""
-    used: dict[str, int] = {}
-    expected = []
-    for layer in model.layers:
-        base = compat.weights_file_key(layer.__class__.__name__)
-        count = used.get(base, 0)
-        used[base] = count + 1
-        key = base if count == 0 else f"{base}_{count}"
-        expected.append((key, layer, [tuple(v.shape) for v in layer.weights]))
-    return expected
+def weights_kind(weights) -> str:
+    """What a `weights` argument names, from its value alone: `NO_WEIGHTS`, `IMAGENET`,
+    `FOREIGN_FILE` (a `.caffemodel`/`.onnx`) or `KERAS_FILE` (anything else, which
+    `resolve_weights` checks)."""
+    if weights is None:
+        return NO_WEIGHTS
+    if isinstance(weights, str) and weights == IMAGENET:
+        return IMAGENET
+    if isinstance(weights, (str, os.PathLike)) and pretrained.is_pretrained_file(
+        os.fspath(weights)
+    ):
+        return FOREIGN_FILE
+    return KERAS_FILE
 
 
-# The largest weights file a `.keras` of AlexNet may hold, inflated: the full network at 1000
-# classes in float32 is 244 MB, and its `.keras` 244 MB plus bookkeeping; four times that
-# allows float64 and large class counts. A zip member declaring more is refused before it is
-# inflated (zipfile never inflates past the size a member declares).
-MAX_INFLATED_BYTES = 1 << 30
-
-
-def _open_weights(path: str) -> h5py.File:
-    if path.endswith(".keras"):
-        with zipfile.ZipFile(path) as archive:
-            declared = archive.getinfo("model.weights.h5").file_size
-            if declared > MAX_INFLATED_BYTES:
-                raise ValueError(
-                    f"its model.weights.h5 inflates to {declared:,} bytes, more than the "
-                    f"{MAX_INFLATED_BYTES:,} any AlexNet needs"
-                )
-            data = archive.read("model.weights.h5")
-        return h5py.File(io.BytesIO(data), "r")
-    return h5py.File(path, "r")
-
-
-def _read_saved_shapes(path: str) -> dict[str, list[tuple[int, ...]]]:
-    try:
-        with _open_weights(path) as h5_file:
-            return _saved_shapes(h5_file)
-    except (
-        OSError,
-        KeyError,
-        ValueError,
-        AttributeError,  # a dataset where a group belongs
-        NotImplementedError,  # a zip compression Python does not read
-        zipfile.BadZipFile,
-    ) as error:
-        raise ValueError(
-            f"weights={path!r} could not be read as a Keras weights file ({error}). Pass a "
-            "file written by `model.save_weights('x.weights.h5')` or `model.save('x.keras')`."
-        ) from None
-
-
-def saved_classes(path: str | os.PathLike) -> int | None:
-    """The class count of the classifier (`predictions`, the model's only plain `Dense`) in a
-    `.weights.h5` or `.keras` file of an AlexNet, or None for a file without the top."""
-    shapes = _read_saved_shapes(os.fspath(path)).get("dense")
-    return shapes[1][0] if shapes and len(shapes) == 2 and len(shapes[1]) == 1 else None
-
-
-def check_weights_fit(model: keras.Model, path: str, allow_unused: bool = False) -> None:
-    """Raises `ValueError` when the weights in `path` do not fit `model`.
-
-    Args:
-        model: a built Keras model.
-        path: a `.weights.h5` or `.keras` file.
-        allow_unused: accept a file that holds more layers than the model, as when the
-            convolutional base of a full model is loaded into `AlexNet(include_top=False)`.
-    """
-    saved = _read_saved_shapes(path)
-    matched = set()
-    expected = _expected_shapes(model)
-    for name, what in _WEIGHTLESS_BUT_SIGNIFICANT.items():
-        in_model = any(key == name for key, _, _ in expected)
-        if in_model != (name in saved):
-            where = "the model has" if in_model else "the file was saved from a model with"
-            raise ValueError(
-                f"The weights file {path!r} does not fit this model: {where} {what}, and the "
-                "other has not. Build the model with the arguments the file was saved with."
-            )
-    for key, layer, shapes in expected:
-        if not shapes:
-            continue
-        if key not in saved:
-            raise ValueError(
-                f"The weights file {path!r} does not fit this model: it has no weights for "
-                f"layer '{layer.name}' ({layer.__class__.__name__}, weight shapes {shapes}). "
-                "It was written by a different architecture; build the model it came from."
-            )
-        matched.add(key)
-        if saved[key] != shapes:
-            raise ValueError(
-                f"The weights file {path!r} does not fit this model: layer '{layer.name}' has "
-                f"weight shapes {shapes} in the model but {saved[key]} in the file. A different "
-                "`classes` or input shape? Build the model with the arguments the file was "
-                "saved with."
-            )
-    unused = sorted(key for key, shapes in saved.items() if shapes and key not in matched)
-    if unused and not allow_unused:
-        raise ValueError(
-            f"The weights file {path!r} does not fit this model: it holds weights for layers "
-            f"the model does not have (saved as {unused}). It was written by a larger model; "
-            "build the model it came from."
-        )
-
-
-def load_weights(
-    model: keras.Model,
-    path: str | os.PathLike,
-    allow_unused: bool = False,
-    check_values: bool = True,
-):
-    """Checks that the weights file fits `model` (see `check_weights_fit`), then loads it and,
-    with `check_values`, checks that every value is finite (`check_finite`; the weights cache
-    skips it: its files match a record made from checked values).
+def resolve_weights(weights) -> Weights:
+    """The `Weights` that `weights` names (None, "imagenet" or a path).
 
     Raises:
-        ValueError: the file does not fit, or it holds NaN or infinite values (naming the
-            layer); the model then holds part of the file, so build it again.
+        ValueError: `weights` is none of these, a file of a format not loaded (saying why),
+            or a file that does not exist.
     """
-    path = os.fspath(path)
-    check_weights_fit(model, path, allow_unused=allow_unused)
-    with warnings.catch_warnings():
-        # The file has been checked layer by layer; Keras still warns about the
-        # bookkeeping containers of functional models that hold no weights.
-        warnings.filterwarnings("ignore", message="Skipping nested container")
-        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-        model.load_weights(path)
-    if check_values:
-        check_finite(model, path)
+    kind = weights_kind(weights)
+    if kind in (NO_WEIGHTS, IMAGENET):
+        return Weights(kind)
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(f"{_WEIGHTS_ARGUMENT} Received: weights={weights!r}")
+    path = os.fspath(weights)
+    if kind == KERAS_FILE and not path.endswith(keras_file.WEIGHTS_SUFFIXES):
+        refusal = pretrained.refusal(path)
+        if refusal:
+            raise ValueError(f"{refusal} See README, Pretrained weights, for the formats loaded.")
+        raise ValueError(f"{_WEIGHTS_ARGUMENT} Received: weights={path!r}")
+    if not os.path.isfile(path):
+        raise ValueError(f"The weights file does not exist. Received: weights={path!r}")
+    return Weights(kind, path)
 
 
-def check_finite(model: keras.Model, source: str) -> None:
-    """Raises `ValueError` naming the first layer of `model` with a NaN or infinite weight:
-    a model that computes NaN for every image is refused, not loaded silently."""
-    for layer in model.layers:
-        for variable in layer.weights:
-            values = keras.ops.convert_to_numpy(variable)
-            bad = int(values.size - np.count_nonzero(np.isfinite(values)))
-            if bad:
-                raise ValueError(
-                    f"The weights file {source!r} holds {bad:,} NaN or infinite values in layer "
-                    f"'{layer.name}' ({variable.path}). It was saved from a run that diverged "
-                    "or is damaged: use an earlier checkpoint or another copy."
-                )
+@dataclasses.dataclass(frozen=True, eq=False)
+class Weights:
+    """Resolved weights: their `kind` and, for a file, its `path` (see `resolve_weights`)."""
+
+    kind: str
+    path: str | None = None
+
+    @property
+    def caffe(self) -> bool:
+        """Caffe's bvlc_alexnet (the ImageNet weights, or a file of it): they need Caffe's LRN,
+        the paper's initialisation (no input scaling) and RGB input."""
+        return self.kind in CAFFE_KINDS
+
+    @property
+    def lrn(self) -> str | None:
+        """The LRN the model must have for these weights; None when they do not decide it (a
+        Keras file loads only into the LRN it was saved with, checked on load)."""
+        return "caffe" if self.caffe else None
+
+    @property
+    def channels(self) -> int | None:
+        """The input channels these weights were trained on, where known before loading."""
+        return 3 if self.caffe else None
+
+    @functools.cached_property
+    def network(self) -> dict:
+        """A Caffe or ONNX file read and matched to bvlc_alexnet (parsed on first use only)."""
+        return pretrained.read_network(self.path)
+
+    def classes(self) -> int | None:
+        """The classes of the classifier these weights hold; None without weights or for a
+        file of the convolutional base only."""
+        if self.kind == IMAGENET:
+            return NUM_IMAGENET_CLASSES
+        if self.kind == FOREIGN_FILE:
+            return pretrained.classes_in(self.network)
+        if self.kind == KERAS_FILE:
+            return keras_file.saved_classes(self.path)
+        return None
+
+    def check_model(self, lrn: str | None, lrn_alpha_convention: str | None, init: str) -> None:
+        """Raises `ValueError` when an AlexNet of these settings cannot take these weights."""
+        if not self.caffe:
+            return
+        if lrn == "paper":
+            raise ValueError(
+                f"Caffe's bvlc_alexnet weights ({self.path or self.kind!r}) were trained with "
+                "Caffe's LRN; they need lrn='caffe' (or lrn=None). Received: lrn='paper'"
+            )
+        if init == "he":
+            raise ValueError(
+                "init='he' adds an input_scaling layer that Caffe's bvlc_alexnet does not have; "
+                "leave init='paper' to load its weights. Received: init='he'"
+            )
+        if lrn_alpha_convention == "paper":
+            raise ValueError(
+                "lrn='caffe' always divides alpha by the window size (Caffe's convention); "
+                "lrn_alpha_convention applies to lrn='paper' only. Received: "
+                "lrn_alpha_convention='paper'"
+            )
+
+    def load_into(self, model: keras.Model, include_top: bool) -> None:
+        """Sets `model`'s weights from these, after checking that they fit (a file that does
+        not names the layer and both shapes). With `include_top=False` a full model's
+        weights load their convolutional base."""
+        if self.kind == IMAGENET:
+            from keras_alexnet.pretrained import weights_cache
+
+            cached = weights_cache.imagenet_weights_file(IMAGENET_WEIGHTS)
+            # (Its values were checked when it was made; its sha256 against the record here.)
+            keras_file.load_weights(model, cached, allow_unused=not include_top, check_values=False)
+        elif self.kind == FOREIGN_FILE:
+            pretrained.load_matched(model, self.network, include_top, self.path)
+        elif self.kind == KERAS_FILE:
+            keras_file.load_weights(model, self.path, allow_unused=not include_top)
+
+    def by_layer(self, lrn: str, init: str) -> dict[str, list[np.ndarray]]:
+        """The values of every layer with weights, by layer name, for a model of any class
+        count (fine-tuning's starting point). A Keras file's are those of an AlexNet of `lrn`
+        and `init` and the file's classes.
+
+        Raises:
+            ValueError: the file cannot be read or does not fit an AlexNet of `lrn` and `init`.
+        """
+        from keras_alexnet.alexnet import AlexNet
+
+        if self.kind == FOREIGN_FILE:  # converted directly, without a model of its classes
+            return bvlc_alexnet.keras_weights(self.network, self.classes() is not None)
+        classes = self.classes()
+        donor = AlexNet(
+            include_top=classes is not None,
+            weights=self.path or self.kind,
+            classes=classes or NUM_IMAGENET_CLASSES,
+            lrn=lrn,
+            init=init,
+        )
+        return {layer.name: layer.get_weights() for layer in donor.layers if layer.weights}

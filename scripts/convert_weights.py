@@ -76,15 +76,18 @@ def main(argv):
     if not os.path.isfile(source):
         return _error(f"{source} does not exist or is not a file.")
     import keras_alexnet  # isort: skip  (before TensorFlow loads: see keras_alexnet.machine)
-    from keras_alexnet import model_card, pretrained
+    from keras_alexnet import model_card
     from keras_alexnet.imagenet import NUM_IMAGENET_CLASSES
+    from keras_alexnet.weights import FOREIGN_FILE, resolve_weights
 
     identified = _describe_file(source)
     try:
-        matched = pretrained.read_network(source)  # the file is parsed once
-        classes = pretrained.classes_in(matched) or NUM_IMAGENET_CLASSES
+        weights = resolve_weights(source)
+        if weights.kind != FOREIGN_FILE:
+            return _error(f"{source} is not a .caffemodel or .onnx file of bvlc_alexnet.")
+        classes = weights.classes() or NUM_IMAGENET_CLASSES  # (the file is parsed once, here)
         model = keras_alexnet.AlexNet(include_top=FLAGS.include_top, classes=classes, lrn="caffe")
-        pretrained.load_matched(model, matched, FLAGS.include_top, source)
+        weights.load_into(model, FLAGS.include_top)
     except ValueError as error:
         return _error(error)
     _remove_abandoned_partials(output)

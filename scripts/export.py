@@ -9,9 +9,7 @@ example into another --export_dir) or to export a .keras file. The version is th
 integer unless --version is given; an existing version is never overwritten.
 """
 
-import importlib.util
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -30,62 +28,31 @@ flags.DEFINE_list(
     "Formats to write beside the SavedModel, in the same version directory: onnx "
     "(model.onnx, needs pip install -e '.[onnx]') and/or litert (model.tflite).",
 )
-
-
-def _error(message):
-    print(f"ERROR: {message}", file=sys.stderr)
-    return 1
+flags.register_multi_flags_validator(
+    ["model_dir", "model"],
+    lambda given: bool(given["model_dir"]) != bool(given["model"]),
+    "give exactly one of --model_dir (a training run) and --model (.keras).",
+)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if bool(FLAGS.model_dir) == bool(FLAGS.model):
-        return _error("give exactly one of --model_dir (a training run) and --model (.keras).")
-    import keras_alexnet  # isort: skip  (before TensorFlow loads: see keras_alexnet.machine)
-    from keras_alexnet import data, export, model_card, prediction, run_directory  # isort: skip
-    from keras_alexnet import portable_export  # isort: skip
+    import cli  # isort: skip  (it loads TensorFlow)
+    from keras_alexnet.serving import export  # isort: skip
 
-    try:
-        also = portable_export.check_formats(FLAGS.also)
-    except ValueError as error:
-        return _error(f"--also: {error}")
-    if "onnx" in also and importlib.util.find_spec("onnx") is None:
-        return _error("--also=onnx needs the onnx package: pip install -e '.[onnx]'.")
-
-    model_path, names_path, stats_path = FLAGS.model, FLAGS.class_names, FLAGS.stats
-    if FLAGS.model_dir:
-        run = os.path.expanduser(FLAGS.model_dir)
-        model_path = os.path.join(run, run_directory.BEST_MODEL_FILE)
-        names_path = names_path or os.path.join(run, run_directory.CLASS_NAMES_FILE)
-        stats_path = stats_path or os.path.join(run, run_directory.STATS_FILE)
-    if not os.path.isfile(model_path):
-        return _error(f"{model_path} does not exist; train with scripts/train.py first.")
-    try:
-        model = prediction.load_trained_model(model_path)
-        classes = model.output_shape[-1]
-        if names_path:
-            if not os.path.isfile(names_path):
-                return _error(f"the class names file {names_path} does not exist.")
-            class_names = prediction.read_class_names(names_path)
-        elif classes == 1000:
-            class_names = keras_alexnet.imagenet_class_names()
-        else:
-            return _error(f"the model has {classes} classes: give their names with --class_names.")
-        stats = data.load_stats(stats_path) if stats_path else data.IMAGENET_STATS
-        path = export.export_saved_model(
-            model,
-            os.path.expanduser(FLAGS.export_dir),
-            class_names,
-            stats,
-            FLAGS.version,
-            card=model_card.read_card(model_path),
-            also=also,
+    def export_model():
+        path = export.export_trained_model(
+            FLAGS.model_dir or FLAGS.model,
+            FLAGS.export_dir,
+            class_names_file=FLAGS.class_names and os.path.expanduser(FLAGS.class_names),
+            stats_file=FLAGS.stats and os.path.expanduser(FLAGS.stats),
+            version=FLAGS.version,
+            also=FLAGS.also,
         )
-    except (ValueError, OSError) as error:  # (FileExistsError is an OSError)
-        return _error(error)
-    print(f"Exported to {path}")
-    return 0
+        print(f"Exported to {path}")
+
+    return cli.report_errors(export_model)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@ validation) from its training_log.csv.
 """
 
 import os
-import sys
 
-from absl import app, flags
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", "runs/alexnet", "The training run (its training_log.csv).")
@@ -17,20 +18,18 @@ flags.DEFINE_string("output", "curves.png", "Where to write the PNG.")
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from keras_alexnet import visualize
+    import cli  # isort: skip  (it loads TensorFlow)
+    from keras_alexnet import visualize  # isort: skip
+    from keras_alexnet.training.directory import HISTORY_FILE  # isort: skip
 
-    path = os.path.join(os.path.expanduser(FLAGS.model_dir), "training_log.csv")
-    if not os.path.isfile(path):
-        print(f"ERROR: {path} does not exist; train with scripts/train.py first.", file=sys.stderr)
-        return 1
-    try:
-        history = visualize.read_history(path)
-    except ValueError as error:
-        print(f"ERROR: {error}", file=sys.stderr)
-        return 1
-    visualize.curves_image(history).save(FLAGS.output)
-    print(f"Wrote {FLAGS.output}")
-    return 0
+    def draw():
+        path = os.path.join(os.path.expanduser(FLAGS.model_dir), HISTORY_FILE)
+        if not os.path.isfile(path):
+            raise ValueError(f"{path} does not exist; train with scripts/train.py first.")
+        visualize.curves_image(visualize.read_history(path)).save(FLAGS.output)
+        print(f"Wrote {FLAGS.output}")
+
+    return cli.report_errors(draw)
 
 
 if __name__ == "__main__":

@@ -4,14 +4,13 @@ python scripts/show_filters.py --model=runs/quickstart/best.keras --output=filte
 """
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "A .keras file of a keras_alexnet AlexNet.", required=True)
+flags.DEFINE_string("model", None, "A run directory or .keras file of an AlexNet.", required=True)
 flags.DEFINE_string("output", "filters.png", "Where to write the PNG.")
 flags.DEFINE_integer("scale", 4, "Pixels per kernel pixel.", lower_bound=1)
 
@@ -19,20 +18,18 @@ flags.DEFINE_integer("scale", 4, "Pixels per kernel pixel.", lower_bound=1)
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    # First: it registers the custom layers and sets TensorFlow's oneDNN switch before
-    # TensorFlow loads (see keras_alexnet.machine).
-    import keras_alexnet  # noqa: F401  # isort: skip
+    import cli  # isort: skip  (it loads TensorFlow)
     from keras_alexnet import visualize  # isort: skip
+    from keras_alexnet.serving import trained_model  # isort: skip
 
-    import keras
+    def draw():
+        trained = trained_model.load_trained_model(FLAGS.model)
+        if trained.model is None:
+            raise ValueError(f"--model={FLAGS.model}: give a .keras file or a run directory.")
+        visualize.filters_image(trained.model, scale=FLAGS.scale).save(FLAGS.output)
+        print(f"Wrote {FLAGS.output}")
 
-    if not os.path.isfile(FLAGS.model):
-        print(f"ERROR: the model file {FLAGS.model!r} does not exist.", file=sys.stderr)
-        return 1
-    model = keras.saving.load_model(FLAGS.model)
-    visualize.filters_image(model, scale=FLAGS.scale).save(FLAGS.output)
-    print(f"Wrote {FLAGS.output}")
-    return 0
+    return cli.report_errors(draw)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,11 @@ _LOGS_ASKED = any(arg.startswith(("--verbosity", "-v")) for arg in sys.argv[1:])
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if _LOGS_ASKED else "2")
 os.environ.setdefault("KERAS_ALEXNET_QUIET_START", "0" if _LOGS_ASKED else "1")
 
-from absl import app, flags, logging  # noqa: E402
+import cli  # noqa: E402
+from absl import app, flags  # noqa: E402
 
-from keras_alexnet import callbacks, config, run_directory, strategies, training  # noqa: E402
+from keras_alexnet import native_logs, training  # noqa: E402
+from keras_alexnet.training import config, strategies  # noqa: E402
 
 FLAGS = flags.FLAGS
 config.define_flags(FLAGS)
@@ -39,27 +41,12 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # tensorflow-datasets' per-stream INFO lines
-        import tensorflow as tf
-
-        tf.get_logger().setLevel("WARNING")  # "Using MirroredStrategy with devices ..."
-        import tensorflow_datasets as tfds
-
-        tfds.disable_progress_bar()  # the embedded set's generation bars
+        native_logs.hide_info_lines()
     if FLAGS.logical_cpus:
         strategies.use_logical_cpus(FLAGS.logical_cpus)
     try:
-        training.run(config.config_from_flags(FLAGS))
-    except (config.SettingsError, run_directory.RunDirectoryError) as error:
         # Library errors name the setting, which is the flag of the same name.
-        print(f"ERROR: {error}", file=sys.stderr)
-        sys.exit(1)
-    except callbacks.NonFiniteLoss as error:
-        print(f"ERROR: {error}", file=sys.stderr)
-        sys.exit(1)
-    except callbacks.TrainingInterrupted as error:
-        print(error, file=sys.stderr)
-        sys.exit(143)
+        return cli.report_errors(lambda: training.train(config.config_from_flags(FLAGS)))
     except KeyboardInterrupt:
         # Ctrl-C: the run stops where it is; its last complete backup is untouched.
         print(
@@ -67,7 +54,7 @@ def main(argv):
             "to resume.",
             file=sys.stderr,
         )
-        sys.exit(130)
+        return 130
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import keras_alexnet
 from keras_alexnet import AlexNet, decode_predictions, feature_extractor, preprocess_input
-from keras_alexnet import weights as weights_lib
+from keras_alexnet.pretrained import keras_file
 from tests.conftest import run_python
 
 POOLS = ("avg", "max")
@@ -341,8 +341,8 @@ def test_unused_weights_are_refused_unless_allowed(tmp_path):
     AlexNet(classes=3).save_weights(path)
     base = AlexNet(include_top=False)
     with pytest.raises(ValueError, match="holds weights for layers the model does not have"):
-        weights_lib.check_weights_fit(base, path)
-    weights_lib.check_weights_fit(base, path, allow_unused=True)
+        keras_file.check_weights_fit(base, path)
+    keras_file.check_weights_fit(base, path, allow_unused=True)
 
 
 def test_unreadable_weights_file(tmp_path):

@@ -178,7 +178,8 @@ def test_refusals_say_what_was_received():
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A 3-class AlexNet exported for TF Serving (path, loaded), and saved as .keras."""
-    from keras_alexnet import AlexNet, export
+    from keras_alexnet import AlexNet
+    from keras_alexnet.serving import export
 
     model = AlexNet(classes=3, init="he")
     root = tmp_path_factory.mktemp("export")
@@ -188,7 +189,7 @@ def exported(tmp_path_factory):
 
 
 def test_saved_model_and_keras_model_refuse_other_formats_with_the_same_message(exported):
-    from keras_alexnet import prediction
+    from keras_alexnet.serving import prediction
 
     path, _ = exported
     from_export = prediction.load_classifier(path)
@@ -341,7 +342,7 @@ def test_statistics_reader_accepts_or_refuses_with_value_error(tmp_path):
 
 
 def test_class_names_reader_accepts_or_refuses_with_value_error(tmp_path):
-    from keras_alexnet.prediction import read_class_names
+    from keras_alexnet.serving.trained_model import read_class_names
 
     rng = np.random.default_rng(SEED)
     path = tmp_path / "class_names.txt"

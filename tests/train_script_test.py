@@ -69,7 +69,7 @@ def test_quickstart_recipe_end_to_end(tmp_path, shapes_data_dir):
     result = _train(args)
     assert result.returncode == 0, result.stderr[-3000:]
     # --mixed_precision=auto: the choice and its reason are printed and kept in the backup.
-    from keras_alexnet.precision import choose_precision
+    from keras_alexnet.training.precision import choose_precision
 
     policy = choose_precision("auto").policy
     assert f"Training in precision {policy} (auto: " in result.stdout
@@ -179,13 +179,13 @@ def test_killed_and_terminated_runs_resume(folder, tmp_path):
 
 TOWERS_RUN = """
 import sys
-from keras_alexnet.config import TrainConfig
-from keras_alexnet.strategies import use_logical_cpus
-from keras_alexnet.training import run
+from keras_alexnet.training.config import TrainConfig
+from keras_alexnet.training.strategies import use_logical_cpus
+from keras_alexnet.training import train
 from tests.stand_in import small_alexnet
 use_logical_cpus(2)
 folder, tmp = sys.argv[1:]
-result = run(
+result = train(
     TrainConfig(dataset="image_folder", image_dir=folder, model_dir=tmp + "/run",
                 export_dir=tmp + "/export", epochs=1, steps_per_epoch=2, batch_size=4,
                 strategy="towers", mixed_precision="none", verbose=0),
@@ -196,7 +196,7 @@ print("exported", result.export_path)
 
 
 def test_towers_on_two_logical_cpus_trains(folder, tmp_path):
-    """strategy="towers" through `training.run` (the stand-in network: the real one's tower
+    """strategy="towers" through `training.train` (the stand-in network: the real one's tower
     placement is tests/layers/device_placement_test.py). Logical CPUs must be set before
     TensorFlow starts, hence a process of its own."""
     result = run_python(["-c", TOWERS_RUN, folder, str(tmp_path)], env=QUIET)
@@ -275,7 +275,7 @@ def test_an_unusable_run_directory_is_one_line(folder, tmp_path):
     assert result.returncode == 1
     assert "ERROR: --model_dir" in result.stderr and "is a file, not a directory" in result.stderr
     assert "Traceback" not in result.stderr
-    # (A damaged backup: run_directory_test.py, in-process.)
+    # (A damaged backup: tests/training/backup_test.py, in-process.)
 
 
 @pytest.mark.slow

@@ -1,12 +1,13 @@
 """Datasets and the paper's input pipeline. See `pipeline` for how the pieces compose."""
 
-from keras_alexnet.data.pipeline import eval_dataset, stats_images, train_dataset
+from keras_alexnet.data.pipeline import dataset_stats, eval_dataset, stats_images, train_dataset
 from keras_alexnet.data.sources import (
     Source,
     embedded_source,
     image_folder_source,
     imagenet_source,
     make_source,
+    open_dataset,
     tfds_source,
 )
 from keras_alexnet.data.stats import (
@@ -22,12 +23,14 @@ __all__ = [
     "ColorStats",
     "Source",
     "compute_stats",
+    "dataset_stats",
     "embedded_source",
     "eval_dataset",
     "image_folder_source",
     "imagenet_source",
     "load_stats",
     "make_source",
+    "open_dataset",
     "save_stats",
     "stats_images",
     "tfds_source",

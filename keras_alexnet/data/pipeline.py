@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from keras_alexnet.data import augment, decode
 from keras_alexnet.data.sources import Source
-from keras_alexnet.data.stats import ColorStats
+from keras_alexnet.data.stats import ColorStats, compute_stats
 
 AUTOTUNE = tf.data.AUTOTUNE
 DEFAULT_SHUFFLE_BUFFER = 2048
@@ -178,3 +178,12 @@ def stats_images(source: Source, split: str = "train", strict: bool = False) -> 
         num_parallel_calls=AUTOTUNE,
     )
     return ds if strict else ds.ignore_errors(log_warning=True)
+
+
+def dataset_stats(source: Source, max_images: int | None = None) -> ColorStats:
+    """The pixel statistics of `source`'s train split (`stats.compute_stats` over
+    `stats_images`), of its first `max_images` images if given: one pass over them."""
+    images = stats_images(source)
+    if max_images:
+        images = images.take(max_images)
+    return compute_stats(images)

@@ -23,7 +23,7 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 from keras_alexnet.data import decode
-from keras_alexnet.data.stats import IMAGENET_STATS, ColorStats
+from keras_alexnet.data.stats import IMAGENET_STATS, ColorStats, load_stats
 
 SPLITS = ("train", "validation")
 IMAGENET_FILES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
@@ -506,3 +506,24 @@ def make_source(
     if dataset == "imagenet2012":
         return imagenet_source(data_dir=data_dir, manual_dir=manual_dir)
     return tfds_source(dataset, data_dir=data_dir)
+
+
+def open_dataset(
+    dataset: str,
+    data_dir: str | None = None,
+    manual_dir: str | None = None,
+    image_dir: str | None = None,
+    stats_file: str | None = None,
+    seed: int = 0,
+) -> tuple[Source, ColorStats]:
+    """`make_source`'s dataset and the pixel statistics to use with it: those of `stats_file`
+    (`scripts/compute_stats.py`), else the dataset's default. What the scripts' data flags
+    (`dataset`, `data_dir`, `manual_dir`, `image_dir`, `stats`) name.
+
+    Raises:
+        ValueError: one line naming what cannot be used.
+    """
+    source = make_source(
+        dataset, data_dir=data_dir, manual_dir=manual_dir, image_dir=image_dir, seed=seed
+    )
+    return source, load_stats(stats_file) if stats_file else source.default_stats

@@ -154,14 +154,26 @@ def _implausible(stats: ColorStats) -> str | None:
 
 
 def save_stats(stats: ColorStats, path: str | os.PathLike) -> None:
-    """Writes `stats` as JSON, atomically (a temporary file renamed into place)."""
+    """Writes `stats` as JSON, atomically (a temporary file renamed into place).
+
+    Raises:
+        PathError: the file cannot be written (the message says why and what to do).
+    """
+    from keras_alexnet.files import PathError
+
     path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(stats.to_json(), f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(stats.to_json(), f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except OSError as error:
+        raise PathError(
+            f"could not write {path} ({error.strerror or error}): free space or choose "
+            "another path."
+        ) from None
 
 
 def _moments(image):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import keras_alexnet
-from keras_alexnet import alexnet as alexnet_module
+from keras_alexnet import weights as weights_module
 from keras_alexnet.pretrained import weights_cache
 from keras_alexnet.pretrained.imagenet_weights import IMAGENET_WEIGHTS, WeightsSource
 from tests.pretrained import caffe_files
@@ -106,7 +106,7 @@ def test_first_call_downloads_converts_and_caches_then_reads_only_the_cache(
     release, server, cache, monkeypatch
 ):
     weights = _weights(release, server.url("bvlc_alexnet.caffemodel"))
-    monkeypatch.setattr(alexnet_module, "IMAGENET_WEIGHTS", weights)
+    monkeypatch.setattr(weights_module, "IMAGENET_WEIGHTS", weights)
     before = len(server.requests)
     model = keras_alexnet.AlexNet(weights="imagenet")
     assert len(server.requests) == before + 1

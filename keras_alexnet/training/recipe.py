@@ -1,0 +1,137 @@
+"""The paper's optimisation (section 5): SGD with momentum and weight decay, and the model
+compiled with it.
+
+The paper's update rule is
+
+    v <- 0.9 v - 0.0005 * lr * w - lr * dL/dw
+    w <- w + v
+
+with the weight decay inside the momentum. Keras 3's `SGD(weight_decay=...)` decays the
+weights outside the momentum (decoupled), which is a different rule. Adding
+`0.5 * 0.0005 * sum(w^2)` to the loss makes the gradient `dL/dw + 0.0005 w`, and plain
+`SGD(momentum=0.9)` then performs exactly the paper's update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import tensorflow as tf
+
+from keras_alexnet.alexnet import AlexNet
+from keras_alexnet.training import fine_tuning
+from keras_alexnet.training.config import (
+    PAPER_LEARNING_RATE,
+    PAPER_MOMENTUM,
+    PAPER_WEIGHT_DECAY,
+    SettingsError,
+    TrainConfig,
+)
+from keras_alexnet.training.setup import TrainingSetup
+
+
+def paper_optimizer(
+    learning_rate: float = PAPER_LEARNING_RATE, momentum: float = PAPER_MOMENTUM
+) -> keras.optimizers.SGD:
+    """SGD with (non-Nesterov) momentum and no decoupled weight decay; pair it with
+    `apply_weight_decay` for the paper's rule."""
+    for name, value in (("learning_rate", learning_rate), ("momentum", momentum)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise SettingsError(f"{name} must be a non-negative number; received {name}={value!r}.")
+    return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum, nesterov=False)
+
+
+def apply_weight_decay(model: keras.Model, weight_decay: float = PAPER_WEIGHT_DECAY) -> None:
+    """Adds the paper's weight decay to `model`'s loss: `0.5 * weight_decay * sum(w^2)` over
+    every kernel (the paper decays the weights; biases are left alone, as in Caffe).
+
+    Call it after building the model and before `fit`; with `weight_decay=0` it removes the
+    term. It sets each kernel's regularizer, so the term is part of `model.losses`.
+    """
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)):
+        raise SettingsError(
+            f"weight_decay must be a number; received weight_decay={weight_decay!r}."
+        )
+    if weight_decay < 0:
+        raise SettingsError(f"weight_decay must be >= 0; received weight_decay={weight_decay!r}.")
+    regularizer = keras.regularizers.L2(0.5 * weight_decay) if weight_decay else None
+    for layer in model.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is not None and kernel.trainable:
+            kernel.regularizer = regularizer
+
+
+def compiled_model(
+    setup: TrainingSetup,
+    build_model: Callable[..., keras.Model] | None = None,
+    start_from_weights: bool = True,
+) -> keras.Model:
+    """AlexNet for the run's classes with the paper's SGD and weight decay, built and compiled
+    in the run's strategy scope from its seed, with top-1 and top-5 accuracy as metrics.
+
+    With `config.weights` (and `start_from_weights`: not for a run that restores a backup),
+    the model starts from those weights, its classifier fresh if the classes differ; the
+    blocks before `config.train_from` are frozen, and the weight decay covers the trained
+    kernels only. Both are printed.
+
+    `build_model(classes=, init=, dropout_rate=, tower_devices=, lrn=)` builds the network
+    instead of `AlexNet` (the tests' small stand-in).
+    """
+    config, distribution = setup.config, setup.distribution
+    classes = setup.source.num_classes
+    keras.utils.set_random_seed(config.seed)
+    with distribution.scope():
+        model = (build_model or AlexNet)(
+            classes=classes,
+            init=config.init,
+            dropout_rate=config.dropout_rate,
+            tower_devices=setup.towers,
+            lrn=config.network_lrn,
+        )
+    if config.weights and start_from_weights:
+        _start_from_weights(model, config, distribution)
+    with distribution.scope():
+        _freeze(model, config)
+        apply_weight_decay(model, config.weight_decay)  # (after freezing: trained kernels only)
+        model.compile(
+            optimizer=paper_optimizer(config.learning_rate, config.momentum),
+            loss="sparse_categorical_crossentropy",
+            metrics=[
+                keras.metrics.SparseCategoricalAccuracy(name="top1_accuracy"),
+                keras.metrics.SparseTopKCategoricalAccuracy(
+                    k=min(5, classes), name="top5_accuracy"
+                ),
+            ],
+            jit_compile=config.jit_compile,
+        )
+    return model
+
+
+def _start_from_weights(
+    model: keras.Model, config: TrainConfig, distribution: tf.distribute.Strategy
+) -> None:
+    """Sets `model` from `config.weights` (a fresh classifier for other classes), printed."""
+    try:
+        values = fine_tuning.starting_weights(config.weights, config.network_lrn, config.init)
+        with distribution.scope():
+            fresh = fine_tuning.start_from(model, values)
+    except ValueError as error:  # the file, not the code: a setting to change
+        raise SettingsError(f"weights={config.weights}: {error}") from None
+    if config.verbose:
+        loaded = sum(1 for layer in model.layers if layer.weights) - len(fresh)
+        line = f"Starting from weights={config.weights}: {loaded} layers loaded"
+        if fresh:
+            classes = model.get_layer("predictions").units
+            line += f"; starting fresh: {', '.join(fresh)} ({classes} classes)"
+        print(line + ".")
+
+
+def _freeze(model: keras.Model, config: TrainConfig) -> None:
+    """Freezes the blocks before `config.train_from`, printed."""
+    frozen = fine_tuning.freeze_before(model, config.train_from)
+    if frozen and config.verbose:
+        print(
+            f"Training {config.train_from} onwards; frozen (kept as loaded, no weight decay): "
+            f"{', '.join(frozen)}."
+        )

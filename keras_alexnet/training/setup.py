@@ -1,0 +1,120 @@
+"""What a training run works with, settled once before anything is written: `set_up(config)`
+checks the config, makes the strategy (`strategies`), chooses the precision (`precision`,
+printed), opens the dataset and its pixel statistics, and counts an epoch's steps. The
+result, a `TrainingSetup`, is what every later step of the run takes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Sequence
+
+import tensorflow as tf
+from absl import logging
+
+from keras_alexnet import data
+from keras_alexnet.training import precision
+from keras_alexnet.training.config import SettingsError, TrainConfig
+from keras_alexnet.training.strategies import cluster_size, is_chief, make_strategy
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSetup:
+    """A run's config and what it settled: where it computes (`distribution`, and `towers`
+    for strategy=towers), in which precision, on which data (`source`, `stats`), how many
+    steps an epoch has, whether this process is the chief, and how many workers there are."""
+
+    config: TrainConfig
+    distribution: tf.distribute.Strategy
+    towers: Sequence[str] | None
+    precision: precision.PrecisionChoice
+    source: data.Source
+    stats: data.ColorStats
+    steps: int
+    chief: bool
+    workers: int
+
+    @property
+    def multi_worker(self) -> bool:
+        return self.workers > 1
+
+
+def set_up(config: TrainConfig) -> TrainingSetup:
+    """Checks `config` and settles what the run works with (see the module's docstring).
+
+    Raises:
+        SettingsError: a setting, or the data it names, cannot be used.
+    """
+    config.validate()
+    distribution, towers = make_strategy(config.strategy, config.devices, config.tower_devices)
+    choice = _choose_precision(config.mixed_precision, distribution, towers, config.verbose)
+    check_batch_divides(config.batch_size, distribution.num_replicas_in_sync)
+    source, stats = open_data(config)
+    return TrainingSetup(
+        config=config,
+        distribution=distribution,
+        towers=towers,
+        precision=choice,
+        source=source,
+        stats=stats,
+        steps=steps_per_epoch(config, source),
+        chief=is_chief(distribution),
+        workers=cluster_size() if config.strategy == "multi_worker" else 1,
+    )
+
+
+def _choose_precision(
+    requested: str, distribution: tf.distribute.Strategy, towers, verbose: int
+) -> precision.PrecisionChoice:
+    """The run's precision for the devices its replicas (or towers) run on, printed."""
+    devices = list(towers or distribution.extended.worker_devices)
+    choice = precision.choose_precision(requested, devices)
+    if verbose:
+        print(f"Training in {choice.describe()}.")
+    if choice.warning:
+        logging.warning(choice.warning)
+        print(f"WARNING: {choice.warning}", file=sys.stderr)
+    return choice
+
+
+def open_data(config: TrainConfig) -> tuple[data.Source, data.ColorStats]:
+    """The dataset's source and the pixel statistics to train with, checked."""
+    try:
+        source, stats = data.open_dataset(
+            config.dataset,
+            data_dir=config.data_dir,
+            manual_dir=config.manual_dir,
+            image_dir=config.image_dir,
+            stats_file=config.stats,
+            seed=config.seed,
+        )
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
+    if source.num_classes < 2:
+        raise SettingsError(
+            f"{source.name} has {source.num_classes} class ({list(source.class_names)}): a "
+            "classifier needs at least 2 (with one, every prediction is right). Add a folder "
+            "per class."
+        )
+    return source, stats
+
+
+def steps_per_epoch(config: TrainConfig, source: data.Source) -> int:
+    """Full global batches in the train split, at most `config.steps_per_epoch`."""
+    num_train = source.num_examples["train"]
+    if num_train < config.batch_size:
+        raise SettingsError(
+            f"batch_size={config.batch_size} is larger than the {num_train} training images of "
+            f"{source.name}; use a smaller batch_size."
+        )
+    steps = num_train // config.batch_size
+    return min(steps, config.steps_per_epoch) if config.steps_per_epoch else steps
+
+
+def check_batch_divides(batch_size: int, replicas: int) -> None:
+    if batch_size % replicas:
+        raise SettingsError(
+            f"batch_size (the global batch) must divide evenly over the {replicas} replicas; "
+            f"received batch_size={batch_size}. Use a multiple of {replicas}."
+        )

@@ -1,0 +1,53 @@
+"""What the scripts share: the flags that say where the data is, and one mapping from the
+library's errors to an `ERROR: ...` line and an exit status.
+
+The data flags (`--dataset`, `--data_dir`, `--manual_dir`, `--image_dir`, `--stats`) are
+`TrainConfig`'s fields, defined from them as `scripts/train.py` defines all of its flags: the
+same help and bounds in every script, and `~` expanded once (`data_location`).
+
+Import it after setting the environment a script wants before TensorFlow loads.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from keras_alexnet.training import config
+
+# The errors the library raises for bad input, each with a one-line message that says what
+# to do: ValueError (SettingsError, PathError, DiskFull, a file that is not a model or not an
+# image), OSError (a file that cannot be read or written), FloatingPointError (NonFiniteLoss).
+USER_ERRORS = (ValueError, OSError, FloatingPointError)
+
+
+def define_data_flags(flag_values, names: tuple[str, ...] = config.DATA_LOCATION) -> None:
+    """Defines the data-location flags `names` (default: all of them) in `flag_values`."""
+    config.define_flags(flag_values, names)
+
+
+def data_location(flag_values, names: tuple[str, ...] = config.DATA_LOCATION) -> dict:
+    """The data flags' values as `data.open_dataset`'s arguments, `~` expanded."""
+    values = config.flag_settings(flag_values, names)
+    if "stats" in values:
+        values["stats_file"] = values.pop("stats")
+    return values
+
+
+def report_errors(call: Callable[[], object]) -> int:
+    """Runs `call` and returns the script's exit status: its own (0 unless it returns an int);
+    for a stop that asked for one (an error with an `exit_status`: SIGTERM's 143), its
+    message and that status; for the library's errors for bad input (`USER_ERRORS`),
+    `ERROR: <message>` on stderr and 1. Anything else is a bug and keeps its traceback."""
+    try:
+        status = call()
+    except Exception as error:
+        status = getattr(error, "exit_status", None)
+        if status is not None:
+            print(error, file=sys.stderr)
+            return status
+        if isinstance(error, USER_ERRORS):
+            print(f"ERROR: {error}", file=sys.stderr)
+            return 1
+        raise
+    return status if isinstance(status, int) and not isinstance(status, bool) else 0

@@ -1,0 +1,76 @@
+"""Writing files safely: directories checked before a long job, saves atomic (never through a
+planted symlink), a full disk reported with the old file kept, killed saves cleaned up."""
+
+import os
+
+import pytest
+
+from keras_alexnet import files
+from keras_alexnet.files import PathError
+from keras_alexnet.serving.trained_model import write_class_names
+
+
+def test_a_file_or_an_unwritable_directory_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "run"
+    path.write_text("not a directory")
+    with pytest.raises(PathError, match=r"--model_dir .*run is a file, not a directory"):
+        files.check_writable(str(path))
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    monkeypatch.setattr(os, "access", lambda *args: False)  # as for a read-only directory
+    with pytest.raises(PathError, match=r"cannot write in .*folder .*for --export_dir"):
+        files.check_writable(str(folder / "a" / "b"), "--export_dir", create=False)
+    assert not (folder / "a").exists()
+    with pytest.raises(PathError, match=r"cannot create --export_dir .*run/x: .*is a file"):
+        files.check_writable(str(path / "x"), "--export_dir", create=False)
+
+
+def test_atomic_save_never_writes_through_a_planted_symlink(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    (tmp_path / "names.txt").symlink_to(victim)
+    write_class_names(["cat", "dog"], str(tmp_path / "names.txt"))
+    assert victim.read_text() == "keep"
+    assert (tmp_path / "names.txt").read_text() == "cat\ndog\n"  # the link replaced by the file
+    assert sorted(os.listdir(tmp_path)) == ["names.txt", "victim"]  # no temporaries left
+
+
+def test_a_disk_that_fills_during_a_write_is_disk_full_and_keeps_the_old_file(tmp_path):
+    import errno
+
+    target = tmp_path / "names.txt"
+    target.write_text("old\n")
+
+    def fills_up(temporary):
+        with open(temporary, "w") as file:
+            file.write("half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(files.DiskFull, match=r"The disk filled up while writing"):
+        files.atomic_save(fills_up, str(target))
+    assert target.read_text() == "old\n"
+    assert sorted(os.listdir(tmp_path)) == ["names.txt"]
+
+
+def test_an_export_dir_whose_name_is_too_long_is_refused_before_training(tmp_path):
+    too_long = str(tmp_path / ("x" * 300) / "alexnet")
+    with pytest.raises(PathError, match=r"--export_dir .* is 300 bytes long, more than"):
+        files.check_writable(too_long, "--export_dir", create=False)
+    assert os.listdir(tmp_path) == []
+
+
+def test_saves_killed_midway_are_removed_by_the_next_lock_holder(tmp_path):
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    (tmp_path / ".saving-123-abcd").mkdir()
+    (tmp_path / ".saving-123-abcd" / "best.keras").write_bytes(b"half")
+    (backup / ".tmp-77-epoch0001.weights.h5").write_bytes(b"half")
+    (backup / "epoch0001.weights.h5").write_bytes(b"whole")
+    removed = files.remove_abandoned_saves(str(tmp_path))
+    removed += files.remove_abandoned_saves(str(backup))
+    assert sorted(os.path.basename(p) for p in removed) == [
+        ".saving-123-abcd",
+        ".tmp-77-epoch0001.weights.h5",
+    ]
+    assert sorted(os.listdir(tmp_path)) == ["backup"]
+    assert os.listdir(backup) == ["epoch0001.weights.h5"]

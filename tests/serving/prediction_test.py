@@ -1,0 +1,372 @@
+"""Prediction with an exported SavedModel or a .keras file, and scripts/predict.py."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_alexnet import AlexNet
+from keras_alexnet.data import IMAGENET_STATS, pipeline
+from keras_alexnet.serving.export import export_saved_model
+from keras_alexnet.serving.prediction import load_classifier
+from tests.conftest import REPO_ROOT, run_python
+
+NAMES = ("circle", "ring", "star")
+EXAMPLES = [os.path.join(REPO_ROOT, "examples", f"{n}.jpg") for n in ("circle", "ring", "star")]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 3-class model saved both ways: an export base directory and a .keras file."""
+    keras.utils.set_random_seed(5)
+    model = AlexNet(classes=3, init="he")
+    root = tmp_path_factory.mktemp("models")
+    export_saved_model(model, str(root / "export"), NAMES)
+    model.save(root / "model.keras")
+    (root / "names.txt").write_text("\n".join(NAMES) + "\n")
+    return model, root
+
+
+def _expected(model, path):
+    with open(path, "rb") as f:
+        view = pipeline.eval_view(tf.constant(f.read()), IMAGENET_STATS)
+    probabilities = model(view[None], training=False).numpy()[0]
+    order = np.argsort(-probabilities)
+    return [NAMES[i] for i in order], probabilities[order]
+
+
+@pytest.mark.parametrize("kind", ["export base dir", "version dir", ".keras"])
+def test_classifiers_agree_with_the_model(trained, kind):
+    model, root = trained
+    path = {
+        "export base dir": root / "export",
+        "version dir": root / "export" / "1",
+        ".keras": root / "model.keras",
+    }[kind]
+    classify = load_classifier(str(path), class_names_file=str(root / "names.txt"))
+    for example in EXAMPLES:
+        labels, scores = zip(*classify(open(example, "rb").read()), strict=True)
+        want_labels, want_scores = _expected(model, example)
+        assert list(labels) == want_labels
+        np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+
+
+def test_not_an_image_is_a_value_error(trained):
+    _, root = trained
+    for path in (root / "export", root / "model.keras"):
+        classify = load_classifier(str(path), class_names_file=str(root / "names.txt"))
+        with pytest.raises(ValueError, match="^image must be an encoded JPEG or PNG image"):
+            classify(b"GIF89a? no, plain text")
+
+
+def test_a_path_that_is_no_model_says_how_to_make_one(tmp_path):
+    with pytest.raises(ValueError, match="neither a SavedModel"):
+        load_classifier(str(tmp_path))
+    with pytest.raises(ValueError, match="does not exist"):
+        load_classifier(str(tmp_path / "missing.keras"))
+
+
+def test_predict_script_prints_top_labels_and_one_line_errors(trained, tmp_path):
+    _, root = trained
+    garbage = tmp_path / "notes.jpg"
+    garbage.write_bytes(b"these are not pixels")
+    result = run_python(
+        [
+            "scripts/predict.py",
+            f"--model={root / 'export'}",
+            *EXAMPLES,
+            str(tmp_path / "missing.jpg"),
+            str(garbage),
+        ]
+    )
+    assert result.returncode == 1
+    lines = result.stdout.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == EXAMPLES
+    for line in lines:
+        assert sorted(label.split()[0] for label in line.split(": ")[1].split(", ")) == sorted(
+            NAMES
+        )
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
+    assert errors == [
+        f"ERROR: {tmp_path / 'missing.jpg'}: no such file",
+        errors[1],
+    ]
+    assert errors[1].startswith(f"ERROR: {garbage}: image must be an encoded JPEG or PNG image")
+    assert "Traceback" not in result.stderr
+
+
+# --- TF Serving: stand-ins speaking its REST and gRPC protocols, and the real server ----------
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def rest_server(trained):
+    """TF Serving's REST predict API (row format, HTTP 400 on a bad image) over the export."""
+    import base64
+    import http.server
+    import json
+    import threading
+
+    signature = tf.saved_model.load(str(trained[1] / "export" / "1")).signatures["serving_default"]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            assert self.path == "/v1/models/alexnet:predict"
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            images = [base64.b64decode(row["image_bytes"]["b64"]) for row in body["instances"]]
+            try:
+                out = signature(image_bytes=tf.constant(images))
+                rows = [
+                    {
+                        "labels": [v.decode() for v in out["labels"].numpy()[i]],
+                        "scores": out["scores"].numpy()[i].tolist(),
+                    }
+                    for i in range(len(images))
+                ]
+                code, reply = 200, {"predictions": rows}
+            except tf.errors.InvalidArgumentError as error:
+                code, reply = 400, {"error": error.message}
+            data = json.dumps(reply).encode()
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture
+def grpc_server(trained):
+    """TF Serving's gRPC PredictionService over the export."""
+    from concurrent import futures
+
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    signature = tf.saved_model.load(str(trained[1] / "export" / "1")).signatures["serving_default"]
+
+    class Service(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):
+            images = tf.make_ndarray(request.inputs["image_bytes"])
+            try:
+                out = signature(image_bytes=tf.constant(images))
+            except tf.errors.InvalidArgumentError as error:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.message)
+            reply = predict_pb2.PredictResponse()
+            for name, value in out.items():
+                reply.outputs[name].CopyFrom(tf.make_tensor_proto(value.numpy()))
+            return reply
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Service(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop(None)
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_server_classifiers_agree_with_the_model(trained, rest_server, grpc_server, protocol):
+    from keras_alexnet.serving.prediction import grpc_classifier, rest_classifier
+
+    model = trained[0]
+    classify = rest_classifier(rest_server) if protocol == "rest" else grpc_classifier(grpc_server)
+    for example in EXAMPLES:
+        labels, scores = zip(*classify(open(example, "rb").read()), strict=True)
+        want_labels, want_scores = _expected(model, example)
+        assert list(labels) == want_labels
+        np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+    with pytest.raises(ValueError, match="not a JPEG or PNG image"):
+        classify(b"plain text")
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_predict_script_with_an_unreachable_server_is_one_line(protocol):
+    address = f"127.0.0.1:{_free_port()}"  # nothing listens there
+    result = run_python(
+        ["scripts/predict.py", f"--server={address}", f"--protocol={protocol}", *EXAMPLES]
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 1 and f"cannot reach TF Serving at {address}" in errors[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_predict_script_through_rest(rest_server):
+    result = run_python(["scripts/predict.py", f"--server={rest_server}", EXAMPLES[0]])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith(f"{EXAMPLES[0]}: ")
+
+
+def test_real_tensorflow_model_server(trained):
+    """Serves the export with TF Serving itself and calls its REST API."""
+    import shutil
+
+    binary = shutil.which("tensorflow_model_server")
+    if binary is None:
+        pytest.skip(
+            "tensorflow_model_server is not on PATH: TF Serving ships as a Debian package from "
+            "Google's apt repository or a Docker image, neither reachable from here"
+        )
+    import subprocess
+    import time
+
+    from keras_alexnet.serving.prediction import rest_classifier
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            binary,
+            f"--rest_api_port={port}",
+            f"--port={_free_port()}",
+            "--model_name=alexnet",
+            f"--model_base_path={trained[1] / 'export'}",
+        ]
+    )
+    try:
+        classify = rest_classifier(f"127.0.0.1:{port}")
+        for _ in range(60):
+            try:
+                top = classify(open(EXAMPLES[0], "rb").read())
+                break
+            except ValueError:
+                time.sleep(1)
+        assert [label for label, _ in top] == _expected(trained[0], EXAMPLES[0])[0]
+    finally:
+        server.terminate()
+
+
+@pytest.fixture(scope="module")
+def hostile_server():
+    """A loopback server answering REST predictions badly, by model name."""
+    import http.server
+    import threading
+    import time
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            mode = self.path.split("/")[3].split(":")[0]
+            self.send_response(200)
+            self.end_headers()
+            try:
+                if mode == "endless":
+                    while True:
+                        self.wfile.write(b" " * 65536)
+                elif mode == "trickle":
+                    for _ in range(100):
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                elif mode == "empty":
+                    self.wfile.write(b"{}")
+                elif mode == "short":
+                    self.wfile.write(b'{"predictions": [{"labels": ["a", "b"], "scores": [0.5]}]}')
+                elif mode == "garbage":
+                    self.wfile.write(b"\x00\xff not json")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.parametrize(
+    "mode, message",
+    [
+        ("endless", r"an answer of more than 16,777,216 bytes"),
+        ("trickle", r"sending its answer too slowly"),
+        ("empty", r"not with a keras_alexnet export's labels and scores \(KeyError"),
+        ("short", r"not with a keras_alexnet export's labels.*differ in length"),
+        ("garbage", r"answered with no JSON"),
+    ],
+)
+def test_the_rest_client_bounds_and_checks_what_it_is_sent(hostile_server, mode, message):
+    from keras_alexnet.serving.prediction import rest_classifier
+
+    classify = rest_classifier(hostile_server, model_name=mode, timeout=1.0)
+    with pytest.raises(ValueError, match=message):
+        classify(b"\xff\xd8 an image")
+
+
+@pytest.fixture
+def hostile_grpc_server():
+    """A loopback gRPC PredictionService answering badly, by model name."""
+    from concurrent import futures
+
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    class Service(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):
+            reply = predict_pb2.PredictResponse()
+            mode = request.model_spec.name
+            if mode == "huge":
+                huge = np.array([[b"x" * (20 << 20)]], dtype=object)
+                reply.outputs["labels"].CopyFrom(tf.make_tensor_proto(huge))
+            elif mode == "short":
+                reply.outputs["labels"].CopyFrom(tf.make_tensor_proto([[b"a", b"b"]]))
+                reply.outputs["scores"].CopyFrom(tf.make_tensor_proto([[0.5]]))
+            return reply  # "empty": no outputs at all
+
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=2),
+        options=[("grpc.max_send_message_length", 64 << 20)],
+    )
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Service(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop(None)
+
+
+@pytest.mark.parametrize(
+    "mode, message",
+    [
+        ("huge", r"an answer of more than 16,777,216 bytes"),
+        ("empty", r"not with a keras_alexnet export's labels and scores \(KeyError"),
+        ("short", r"not with a keras_alexnet export's labels.*differ in length"),
+    ],
+)
+def test_the_grpc_client_bounds_and_checks_what_it_is_sent(hostile_grpc_server, mode, message):
+    from keras_alexnet.serving.prediction import grpc_classifier
+
+    classify = grpc_classifier(hostile_grpc_server, model_name=mode, timeout=5.0)
+    with pytest.raises(ValueError, match=message):
+        classify(b"\xff\xd8 an image")
+
+
+def test_image_files_are_read_only_when_regular_and_of_a_bounded_size(tmp_path):
+    from keras_alexnet.serving.prediction import read_image_file
+
+    huge = tmp_path / "huge.jpg"
+    with open(huge, "wb") as file:
+        file.write(b"\xff\xd8\xff\xe0")
+        file.truncate(6 << 30)  # 6 GiB that starts like a JPEG, sparse
+    with pytest.raises(ValueError, match=r"6,442,450,944 bytes, more than the 268,435,456"):
+        read_image_file(str(huge))
+    with pytest.raises(ValueError, match=r"not a regular file"):
+        read_image_file("/dev/zero")
+    small = tmp_path / "small.jpg"
+    small.write_bytes(b"\xff\xd8 bytes")
+    assert read_image_file(str(small)) == b"\xff\xd8 bytes"
