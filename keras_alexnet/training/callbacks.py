@@ -1,5 +1,6 @@
 """The callbacks of a training run: stopping on a NaN loss (`StopOnNonFiniteLoss`), the
-paper's learning-rate plateaus (`PlateauSchedule`), the best model (`KeepBest`), the
+paper's learning-rate plateaus (`PlateauSchedule`) or a rate set at every step
+(`StepSchedule`), the best model (`KeepBest`), the
 history (`CsvHistory`), and the Keras side of the backup (`Backup`, `restore`,
 `ResumeEpochMetrics`, `stop_on_sigterm`; what a backup holds and when a run may resume is
 `backup`'s). Every file is written under a temporary name and renamed (`files.atomic_save`).
@@ -24,6 +25,7 @@ from keras_alexnet import compat, model_card
 from keras_alexnet.files import atomic_save, check_free_space
 from keras_alexnet.serving.trained_model import BEST_MODEL_FILE
 from keras_alexnet.training import backup as backup_lib
+from keras_alexnet.training import recipe
 from keras_alexnet.training.config import TrainConfig
 from keras_alexnet.training.directory import HISTORY_FILE, LOGS_DIR, Workspace
 
@@ -125,6 +127,26 @@ class PlateauSchedule(keras.callbacks.ReduceLROnPlateau):
         self.cooldown_counter = state["cooldown_counter"]
         self.reductions = state["reductions"]
         self.ended_training = state["finished"]
+
+
+class StepSchedule(keras.callbacks.Callback):
+    """Sets the optimizer's learning rate before every step to `schedule` at the optimizer's
+    step count. That count is part of the backup, so a resumed run goes on with the rates of
+    an uninterrupted one; the rate stays a plain variable (which `restore` may set) rather
+    than a schedule inside the optimizer."""
+
+    def __init__(self, schedule: keras.optimizers.schedules.LearningRateSchedule):
+        super().__init__()
+        self.schedule = schedule
+
+    def on_train_batch_begin(self, batch, logs=None):
+        optimizer = self.model.optimizer
+        step = keras.ops.convert_to_numpy(optimizer.iterations)
+        optimizer.learning_rate = float(self.schedule(step))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:  # (the history's column, as the plateau schedule logs it)
+            logs["learning_rate"] = _float(self.model.optimizer.learning_rate)
 
 
 def _state_bytes(model: keras.Model) -> int:
@@ -362,35 +384,53 @@ def stop_on_sigterm(backup: Backup):
 
 @dataclasses.dataclass
 class TrainingCallbacks:
-    """A run's callbacks: the three it consults by name, and all of them in `fit`'s order."""
+    """A run's callbacks: the three it consults by name (`plateau` is None with
+    `lr_schedule="cosine"`), and all of them in `fit`'s order."""
 
-    plateau: PlateauSchedule
+    plateau: PlateauSchedule | None
     best: KeepBest
     backup: Backup
     all: list
 
+    @property
+    def plateau_ended(self) -> bool:
+        """A plateau with no learning-rate reduction left ended training (paper 5)."""
+        return self.plateau is not None and self.plateau.ended_training
+
 
 def make_callbacks(
-    config: TrainConfig, model: keras.Model, workspace: Workspace, first_step: int
+    config: TrainConfig,
+    model: keras.Model,
+    workspace: Workspace,
+    steps_per_epoch: int,
+    first_step: int,
 ) -> TrainingCallbacks:
     """The run's callbacks, attached to `model`, with the counters of the backup it resumes
     (`workspace.resumed`); `first_step` is the steps already done in the epoch it starts in."""
     resumed = workspace.resumed
-    plateau = PlateauSchedule(
-        config.max_lr_reductions,
-        monitor="val_top1_accuracy",  # the same as "validation error stops improving"
-        mode="max",
-        factor=config.lr_reduce_factor,
-        patience=config.lr_reduce_patience,
-        min_delta=0.0,
-        verbose=1,
-    )
+    if config.lr_schedule == "plateau":
+        plateau = PlateauSchedule(
+            config.max_lr_reductions,
+            monitor="val_top1_accuracy",  # the same as "validation error stops improving"
+            mode="max",
+            factor=config.lr_reduce_factor,
+            patience=config.lr_reduce_patience,
+            min_delta=0.0,
+            verbose=1,
+        )
+        learning_rate, stateful = plateau, {"plateau": plateau}
+    else:
+        plateau, stateful = None, {}
+        learning_rate = StepSchedule(
+            recipe.warmup_cosine(config.learning_rate, config.epochs, steps_per_epoch)
+        )
     card = {**training_card(config), "class_names": workspace.settings["class_names"]}
     best = KeepBest(workspace.path(BEST_MODEL_FILE), card=card)
+    stateful["best"] = best
     start = backup_lib.first_state(resumed, workspace.settings, workspace.adjustable)
     backup_dir = workspace.path(backup_lib.BACKUP_DIR)
-    backup = Backup(backup_dir, {"plateau": plateau, "best": best}, start, first_step)
-    for callback in (plateau, best, backup):
+    backup = Backup(backup_dir, stateful, start, first_step)
+    for callback in (learning_rate, best, backup):
         callback.set_model(model)
     if resumed:
         for name, callback in backup.stateful.items():
@@ -401,9 +441,10 @@ def make_callbacks(
         StopOnNonFiniteLoss(backup_dir),
         # 2. (at the first epoch's start) the running metrics of an interrupted epoch;
         ResumeEpochMetrics(resumed.metric_state if resumed else None),
-        # 3. the learning rate is reduced (or training ended) on this epoch's validation
-        #    error, so that the backup below holds the counters after this epoch;
-        plateau,
+        # 3. the learning rate: reduced (or training ended) on this epoch's validation error,
+        #    so that the backup below holds the counters after this epoch; or, with
+        #    lr_schedule=cosine, set before every step;
+        learning_rate,
         # 4. the best model is saved, and its score kept for the backup;
         best,
         # 5. the backup: weights, optimizer, seeds and the counters of 3 and 4, all at once;

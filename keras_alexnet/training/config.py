@@ -36,6 +36,11 @@ PAPER_EPOCHS = 90
 DEFAULT_LR_REDUCE_PATIENCE = 5
 
 STRATEGIES = ("mirrored", "multi_worker", "one_device", "towers")
+# "sgd" is the paper's; "adam" learns more in a short run from scratch (configs/quickstart.flags).
+OPTIMIZERS = ("sgd", "adam")
+# "plateau" is the paper's (the rate divided when the validation error stops improving);
+# "cosine" a linear warm-up over the first epoch, then a half cosine down to 0 at the last step.
+LR_SCHEDULES = ("plateau", "cosine")
 
 
 class SettingsError(ValueError):
@@ -83,6 +88,16 @@ def _check_starting_weights(config: TrainConfig) -> None:
             )
 
 
+def _check_optimizer(config: TrainConfig) -> None:
+    """Momentum is SGD's: Adam keeps its own moments, with Keras' defaults."""
+    if config.optimizer != "sgd" and config.momentum != PAPER_MOMENTUM:
+        raise SettingsError(
+            f"momentum is SGD's, and optimizer={config.optimizer!r} has no such setting; "
+            f"received momentum={config.momentum!r}. Leave momentum at {PAPER_MOMENTUM}, or "
+            "use optimizer='sgd'."
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run is told. See `training.train` for what each does."""
@@ -109,10 +124,27 @@ class TrainConfig:
         None, "Cap on the steps of an epoch (default: the train split).", "integer", minimum=1
     )
     batch_size: int = _setting(PAPER_BATCH_SIZE, "Global batch size.", minimum=1)
-    learning_rate: float = _setting(PAPER_LEARNING_RATE, "Initial learning rate.", above=0)
+    learning_rate: float = _setting(
+        PAPER_LEARNING_RATE, "Initial learning rate (cosine: the rate after the warm-up).", above=0
+    )
+    optimizer: str = _setting(
+        "sgd",
+        "sgd: the paper's SGD with momentum; adam: Adam with Keras' betas. Either with the "
+        "weight decay as a term of the loss.",
+        choices=OPTIMIZERS,
+    )
+    lr_schedule: str = _setting(
+        "plateau",
+        "plateau: the paper's (divided by lr_reduce_factor when the validation error stops "
+        "improving); cosine: linear warm-up over the first epoch, then cosine decay to 0 at the "
+        "last step of --epochs (no plateaus).",
+        choices=LR_SCHEDULES,
+    )
     momentum: float = _setting(PAPER_MOMENTUM, "SGD momentum.", minimum=0, maximum=1)
     weight_decay: float = _setting(
-        PAPER_WEIGHT_DECAY, "Weight decay (inside the momentum).", minimum=0
+        PAPER_WEIGHT_DECAY,
+        "Weight decay, a term of the loss (with sgd: inside the momentum).",
+        minimum=0,
     )
     lr_reduce_factor: float = _setting(
         PAPER_LR_REDUCE_FACTOR, "Factor on a plateau (paper: 0.1).", above=0, below=1
@@ -177,6 +209,7 @@ class TrainConfig:
         for field in dataclasses.fields(self):
             _check(field, getattr(self, field.name))
         _check_starting_weights(self)
+        _check_optimizer(self)
         return self
 
     @property

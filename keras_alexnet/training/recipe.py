@@ -1,5 +1,6 @@
 """The paper's optimisation (section 5): SGD with momentum and weight decay, and the model
-compiled with it.
+compiled with it; or, for short runs from scratch, Adam and a warm-up with cosine decay
+(`TrainConfig.optimizer`, `TrainConfig.lr_schedule`).
 
 The paper's update rule is
 
@@ -42,6 +43,28 @@ def paper_optimizer(
     return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum, nesterov=False)
 
 
+def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    """The run's optimizer: the paper's SGD, or Adam (Keras' betas and epsilon), both at
+    `config.learning_rate` (which a `lr_schedule="cosine"` run's `StepSchedule` then sets at
+    every step) and both without a weight decay of their own (see `apply_weight_decay`)."""
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=config.learning_rate)
+    return paper_optimizer(config.learning_rate, config.momentum)
+
+
+def warmup_cosine(
+    learning_rate: float, epochs: int, steps_per_epoch: int
+) -> keras.optimizers.schedules.LearningRateSchedule:
+    """`lr_schedule="cosine"`: the rate at each step of a run of `epochs` epochs: from 0 up to
+    `learning_rate` in a straight line over the first epoch (half of a one-epoch run), then
+    down along a half cosine, reaching 0 as the run ends."""
+    total = epochs * steps_per_epoch
+    warmup = min(steps_per_epoch, total // 2)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, total - warmup, warmup_target=learning_rate, warmup_steps=warmup
+    )
+
+
 def apply_weight_decay(model: keras.Model, weight_decay: float = PAPER_WEIGHT_DECAY) -> None:
     """Adds the paper's weight decay to `model`'s loss: `0.5 * weight_decay * sum(w^2)` over
     every kernel (the paper decays the weights; biases are left alone, as in Caffe).
@@ -67,7 +90,7 @@ def compiled_model(
     build_model: Callable[..., keras.Model] | None = None,
     start_from_weights: bool = True,
 ) -> keras.Model:
-    """AlexNet for the run's classes with the paper's SGD and weight decay, built and compiled
+    """AlexNet for the run's classes with its optimizer and the weight decay, built and compiled
     in the run's strategy scope from its seed, with top-1 and top-5 accuracy as metrics.
 
     With `config.weights` (and `start_from_weights`: not for a run that restores a backup),
@@ -95,7 +118,7 @@ def compiled_model(
         _freeze(model, config)
         apply_weight_decay(model, config.weight_decay)  # (after freezing: trained kernels only)
         model.compile(
-            optimizer=paper_optimizer(config.learning_rate, config.momentum),
+            optimizer=make_optimizer(config),
             loss="sparse_categorical_crossentropy",
             metrics=[
                 keras.metrics.SparseCategoricalAccuracy(name="top1_accuracy"),

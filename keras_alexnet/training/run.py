@@ -67,9 +67,10 @@ def train(
 
     The learning rate is multiplied by `lr_reduce_factor` after `lr_reduce_patience` epochs
     without a lower validation top-1 error; after `max_lr_reductions` reductions the next such
-    plateau ends training. `mixed_precision="auto"` chooses for the devices the run uses (see
-    `precision.choose_precision`); the choice and its reason are printed and kept in the
-    backup.
+    plateau ends training. With `lr_schedule="cosine"` it follows `recipe.warmup_cosine`
+    instead, and training ends after `epochs`. `mixed_precision="auto"` chooses for the
+    devices the run uses (see `precision.choose_precision`); the choice and its reason are
+    printed and kept in the backup.
 
     `build_model(classes=, init=, dropout_rate=, tower_devices=, lrn=)` builds the network
     (default `AlexNet`); the tests pass a small stand-in with the same input and layer names.
@@ -88,7 +89,7 @@ def train(
                 model = compiled_model(
                     setup, build_model, start_from_weights=workspace.resumed is None
                 )
-                callbacks = make_callbacks(config, model, workspace, action.step)
+                callbacks = make_callbacks(config, model, workspace, setup.steps, action.step)
                 inputs = TrainingInputs(setup)
                 ended = action.ended
                 if action.kind == TRAIN:
@@ -160,14 +161,14 @@ def _fit(
                 steps_per_epoch=inputs.steps - step,
             )
             epoch += 1
-        if epoch < epochs and not callbacks.plateau.ended_training:
+        if epoch < epochs and not callbacks.plateau_ended:
             fit(
                 inputs.train(epoch, 0),
                 initial_epoch=epoch,
                 epochs=epochs,
                 steps_per_epoch=inputs.steps,
             )
-    return backup.PLATEAU if callbacks.plateau.ended_training else backup.EPOCHS
+    return backup.PLATEAU if callbacks.plateau_ended else backup.EPOCHS
 
 
 def _build_metrics_before_fit(model: keras.Model, inputs: TrainingInputs) -> None:

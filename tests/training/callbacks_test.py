@@ -85,6 +85,35 @@ def test_plateau_schedule_state_round_trips():
     )
 
 
+def test_step_schedule_sets_the_rate_before_every_step_from_the_step_count():
+    from keras_alexnet.training.callbacks import StepSchedule
+    from keras_alexnet.training.recipe import warmup_cosine
+
+    schedule = warmup_cosine(0.1, 2, 3)
+    x, y = np.ones((12, 3), np.float32), np.ones((12, 2), np.float32)
+
+    def rates_of_fit(model, epochs):
+        rates = []
+        record = keras.callbacks.LambdaCallback(
+            on_train_batch_end=lambda batch, logs: rates.append(
+                float(model.optimizer.learning_rate)
+            )
+        )
+        model.fit(
+            x, y, batch_size=4, epochs=epochs, verbose=0, callbacks=[StepSchedule(schedule), record]
+        )
+        return rates
+
+    want = [float(schedule(t)) for t in range(6)]
+    assert want[0] == 0.0 and want[3] == pytest.approx(0.1)  # the warm-up, then the peak
+    assert rates_of_fit(_compiled_linear(), 2) == pytest.approx(want)
+    # A model whose optimizer was restored at step 3 (the backup keeps the count) goes on there.
+    resumed = _compiled_linear()
+    resumed.optimizer.build(resumed.trainable_variables)
+    resumed.optimizer.iterations.assign(3)
+    assert rates_of_fit(resumed, 1) == pytest.approx(want[3:])
+
+
 # --- the backup --------------------------------------------------------------------------------
 
 

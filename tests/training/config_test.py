@@ -18,6 +18,7 @@ def test_defaults_are_the_papers_recipe():
         3,
     )
     assert (config.epochs, config.dropout_rate, config.init) == (90, 0.5, "paper")
+    assert (config.optimizer, config.lr_schedule) == ("sgd", "plateau")
 
 
 def test_every_field_has_help_and_a_flag_kind():
@@ -44,6 +45,12 @@ def test_every_field_has_help_and_a_flag_kind():
         ({"devices": "/gpu:0"}, r"devices must be a list of device names"),
         ({"verbose": 3}, r"verbose must be <= 2"),
         ({"jit_compile": "yes"}, r"jit_compile must be True or False"),
+        ({"optimizer": "rmsprop"}, r"optimizer must be one of \('sgd', 'adam'\)"),
+        ({"lr_schedule": "step"}, r"lr_schedule must be one of \('plateau', 'cosine'\)"),
+        (
+            {"optimizer": "adam", "momentum": 0.5},
+            r"momentum is SGD's.*optimizer='adam'.*received momentum=0.5.*optimizer='sgd'",
+        ),
     ],
 )
 def test_each_bad_setting_is_named(change, message):

@@ -1,12 +1,21 @@
 """The paper's update rule (`recipe`), computed by hand in NumPy, against one and two Keras
-steps; the same step under each precision policy."""
+steps; the same step under each precision policy; Adam's steps and the warm-up with cosine
+decay, also by hand."""
+
+import math
 
 import keras
 import numpy as np
 import pytest
 
 from keras_alexnet import AlexNet
-from keras_alexnet.training.recipe import apply_weight_decay, paper_optimizer
+from keras_alexnet.training.config import TrainConfig
+from keras_alexnet.training.recipe import (
+    apply_weight_decay,
+    make_optimizer,
+    paper_optimizer,
+    warmup_cosine,
+)
 
 
 def _linear_model(w0, b0):
@@ -52,6 +61,65 @@ def test_weight_decay_term_covers_every_alexnet_kernel():
     assert float(sum(model.losses)) == pytest.approx(expected, rel=1e-5)
     apply_weight_decay(model, 0.0)
     assert model.losses == []
+
+
+def test_adam_steps_with_the_weight_decay_in_the_loss():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 3)).astype(np.float32)
+    y = rng.normal(size=(4, 2)).astype(np.float32)
+    w = rng.normal(size=(3, 2)).astype(np.float64)
+    b = rng.normal(size=(2,)).astype(np.float64)
+    lr, decay = 0.01, 0.05
+    optimizer = make_optimizer(TrainConfig(optimizer="adam", learning_rate=lr))
+    assert isinstance(optimizer, keras.optimizers.Adam)
+
+    model = _linear_model(w.astype(np.float32), b.astype(np.float32))
+    apply_weight_decay(model, decay)
+    model.compile(optimizer=optimizer, loss="mse")
+
+    # By hand: Adam (beta_1 0.9, beta_2 0.999, epsilon 1e-7) on dL/dw + decay * w.
+    beta_1, beta_2, epsilon = 0.9, 0.999, 1e-7
+    moments = {"w": [0.0, 0.0], "b": [0.0, 0.0]}
+    for t in (1, 2):
+        residual = x @ w + b - y
+        grads = {
+            "w": 2 * x.T @ residual / residual.size + decay * w,
+            "b": 2 * residual.sum(axis=0) / residual.size,  # (no decay on biases)
+        }
+        step = lr * math.sqrt(1 - beta_2**t) / (1 - beta_1**t)
+        for name, grad in grads.items():
+            m, v = moments[name]
+            m, v = beta_1 * m + (1 - beta_1) * grad, beta_2 * v + (1 - beta_2) * grad**2
+            moments[name] = [m, v]
+            if name == "w":
+                w = w - step * m / (np.sqrt(v) + epsilon)
+            else:
+                b = b - step * m / (np.sqrt(v) + epsilon)
+        model.train_on_batch(x, y)
+    kernel, bias = model.get_layer("dense").get_weights()
+    np.testing.assert_allclose(kernel, w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bias, b, rtol=1e-5, atol=1e-6)
+
+
+def test_sgd_is_the_default_optimizer():
+    optimizer = make_optimizer(TrainConfig(learning_rate=0.02, momentum=0.5))
+    assert isinstance(optimizer, keras.optimizers.SGD)
+    assert (float(optimizer.learning_rate), optimizer.momentum) == (pytest.approx(0.02), 0.5)
+
+
+@pytest.mark.parametrize("epochs, steps, warmup", [(5, 4, 4), (1, 6, 3), (2, 1, 1)])
+def test_warmup_cosine_rises_over_the_first_epoch_then_falls_to_zero(epochs, steps, warmup):
+    lr, total = 0.1, epochs * steps
+    schedule = warmup_cosine(lr, epochs, steps)
+    got = [float(schedule(t)) for t in range(total + 1)]
+    want = [
+        lr * t / warmup
+        if t < warmup
+        else lr * 0.5 * (1 + math.cos(math.pi * (t - warmup) / (total - warmup)))
+        for t in range(total + 1)
+    ]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    assert got[warmup] == pytest.approx(lr) and got[total] == pytest.approx(0.0, abs=1e-7)
 
 
 @pytest.mark.parametrize("value", [-0.1, "0.0005", True])

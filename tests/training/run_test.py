@@ -3,6 +3,7 @@ behaviours of a run (NaN stop, finished runs, more epochs, plateaus) in seconds.
 network and the real scripts are run end to end in train_script_test.py."""
 
 import hashlib
+import math
 import os
 import signal
 
@@ -100,12 +101,21 @@ def _interrupt_at(monkeypatch, epoch, step, how):
     monkeypatch.setattr(Backup, "on_train_batch_end", interrupted)
 
 
-@pytest.mark.parametrize("how", ["kill", "term"])
-def test_an_interrupted_run_resumes_exactly_as_if_uninterrupted(folder, tmp_path, monkeypatch, how):
+PLATEAU_SGD = dict(lr_reduce_patience=1, max_lr_reductions=5, learning_rate=0.05)
+COSINE_ADAM = dict(optimizer="adam", lr_schedule="cosine", learning_rate=0.001)
+
+
+@pytest.mark.parametrize(
+    "how, recipe", [("kill", PLATEAU_SGD), ("term", PLATEAU_SGD), ("term", COSINE_ADAM)]
+)
+def test_an_interrupted_run_resumes_exactly_as_if_uninterrupted(
+    folder, tmp_path, monkeypatch, how, recipe
+):
     """Interrupted in epoch 2 of 3 (by a stand-in for SIGKILL, or by a real SIGTERM), then run
-    again: the history, learning rates (reduced by the plateau schedule), final weights and
-    best model equal those of an uninterrupted run, bit for bit."""
-    settings = dict(epochs=3, lr_reduce_patience=1, max_lr_reductions=5, learning_rate=0.05)
+    again: the history, learning rates (reduced by the plateau schedule, or set at every step
+    by the cosine one), final weights and best model equal those of an uninterrupted run, bit
+    for bit."""
+    settings = dict(epochs=3, **recipe)
     reference = _run(folder, tmp_path / "reference", **settings)
     _interrupt_at(monkeypatch, epoch=1, step=2, how=how)
     with pytest.raises(_Killed if how == "kill" else TrainingInterrupted):
@@ -119,6 +129,19 @@ def test_an_interrupted_run_resumes_exactly_as_if_uninterrupted(folder, tmp_path
     for name in ("backup/epoch0003-step00000000.weights.h5", "best.keras"):
         want, got = (tmp_path / run / "run" / name for run in ("reference", how))
         assert _weights(got) == _weights(want), name
+
+
+def test_a_cosine_run_warms_up_decays_and_ends_after_its_epochs(folder, tmp_path):
+    """3 epochs of 3 steps: the rate logged at each epoch's end is the one of its last step
+    (2, 5, 8 of 9): a third of the way up the warm-up, then down the cosine from step 3."""
+    result = _run(folder, tmp_path, epochs=3, **COSINE_ADAM)
+    rate = COSINE_ADAM["learning_rate"]
+    want = [rate * 2 / 3, rate * 0.5 * (1 + math.cos(math.pi * 2 / 6))]
+    want.append(rate * 0.5 * (1 + math.cos(math.pi * 5 / 6)))
+    assert [row["learning_rate"] for row in result.history] == pytest.approx(want, rel=1e-5)
+    assert result.ended == "epochs"
+    with pytest.raises(files.PathError, match=r"optimizer: 'adam' then, 'sgd' now"):
+        _run(folder, tmp_path, epochs=4, learning_rate=0.001, lr_schedule="cosine")
 
 
 def _weights(path):
