@@ -11,13 +11,15 @@ whose highest version is used), a run directory, or a .keras file (then the clas
 from --class_names, one per line, else from the class_names.txt beside it, else from the
 model's card, else ImageNet's for a 1000-class model, else "class <i>"). A file that is
 missing or not an image is a one-line error; the other files are still classified, and the
-exit status is 1.
+exit status is 1. TensorFlow's start-up lines are hidden unless --verbosity is given.
 """
 
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import quiet_start
+
+quiet_start.unless_logs_asked()  # before TensorFlow loads
 
 from absl import app, flags  # noqa: E402
 

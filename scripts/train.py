@@ -13,13 +13,11 @@ The screen shows the run's own lines: the precision chosen, one line per epoch (
 and INFO lines are hidden unless --verbosity is given (0 shows INFO; absl's flag).
 """
 
-import os
 import sys
 
-# Before TensorFlow loads (see keras_alexnet.native_logs): its start-up lines off the screen.
-_LOGS_ASKED = any(arg.startswith(("--verbosity", "-v")) for arg in sys.argv[1:])
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if _LOGS_ASKED else "2")
-os.environ.setdefault("KERAS_ALEXNET_QUIET_START", "0" if _LOGS_ASKED else "1")
+import quiet_start
+
+quiet_start.unless_logs_asked()  # before TensorFlow loads
 
 import cli  # noqa: E402
 from absl import app, flags  # noqa: E402

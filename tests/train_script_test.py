@@ -6,6 +6,7 @@ The behaviours of a run that do not need the real script or network are in run_t
 """
 
 import csv
+import glob
 import json
 import os
 import signal
@@ -86,6 +87,13 @@ def test_quickstart_recipe_end_to_end(tmp_path, shapes_data_dir):
     for noise in ("I0000", "absl::InitializeLog", "cuInit", "Constructing tf.data", "\r", "━"):
         assert noise not in screen, noise
     assert len(screen.strip().splitlines()) < 15, screen
+    # The main job's last command: one line per picture, and nothing of TensorFlow's.
+    pictures = sorted(glob.glob(os.path.join(REPO_ROOT, "examples", "*.jpg")))
+    predicted = run_python(["scripts/predict.py", f"--model={tmp_path / 'export'}", *pictures])
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    lines = predicted.stdout.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == pictures, predicted.stdout
+    assert predicted.stderr.strip() == "", predicted.stderr
     assert (export / "saved_model.pb").exists()
     assert os.listdir(tmp_path / "export") == ["1"]  # no temporary directory left
     rows = _history(tmp_path / "run")
