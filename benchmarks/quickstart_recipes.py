@@ -30,22 +30,19 @@ flags.DEFINE_integer("batch_size", 32, "Batch size (the quickstart's 32).", lowe
 flags.DEFINE_float("label_smoothing", 0.0, "Label smoothing of the loss.")
 
 
-def _schedule(rate: float, name: str, total_steps: int, warmup_steps: int):
+def _schedule(rate: float, name: str):
+    from keras_alexnet.training.recipe import warmup_cosine
+
     if name == "constant":
         return rate
-    if name == "cosine":
-        return keras.optimizers.schedules.CosineDecay(
-            0.0,
-            total_steps - warmup_steps,
-            warmup_target=rate,
-            warmup_steps=warmup_steps,
-        )
+    if name == "cosine":  # the training's own (--lr_schedule=cosine)
+        return warmup_cosine(rate, FLAGS.epochs, FLAGS.steps_per_epoch)
     raise ValueError(f"unknown schedule {name!r}: constant or cosine")
 
 
-def _optimizer(spec: str, total_steps: int, warmup_steps: int):
+def _optimizer(spec: str):
     name, rate, *schedule = spec.split(":")
-    learning_rate = _schedule(float(rate), (schedule or ["constant"])[0], total_steps, warmup_steps)
+    learning_rate = _schedule(float(rate), (schedule or ["constant"])[0])
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate, momentum=0.9)
     if name == "adam":
@@ -60,11 +57,10 @@ def run_recipe(spec: str, seed: int, source, stats) -> tuple[list[float], float]
     from keras_alexnet.training.recipe import apply_weight_decay
 
     keras.utils.set_random_seed(seed)
-    steps = FLAGS.epochs * FLAGS.steps_per_epoch
     model = AlexNet(classes=source.num_classes, init="he", dropout_rate=0.0)
     apply_weight_decay(model)
     model.compile(
-        optimizer=_optimizer(spec, steps, FLAGS.steps_per_epoch),
+        optimizer=_optimizer(spec),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=FLAGS.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="top1")],
     )
