@@ -288,9 +288,9 @@ def test_an_unusable_run_directory_is_one_line(folder, tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_ends_in_one_line_without_a_traceback(folder, tmp_path):
-    # 4 steps: Ctrl-C lands among epoch 2's training steps (a second after it starts) also on
-    # a loaded machine, where 2 steps of 0.9 s had ended before it (CI, 2026-11-30: the run
-    # then finished with status 0; not reproduced in 6 runs alone).
+    # 4 steps, so that Ctrl-C (a second after epoch 2 starts) lands among training steps
+    # also on a loaded machine: with 2 steps of 0.9 s a CI run (2026-11-30) finished with
+    # status 0 instead, presumably interrupted past its steps; not reproduced in 6 runs.
     flags = _flags(folder, tmp_path, steps_per_epoch=4)
     returncode, output = _interrupt_in_epoch_2(flags, signal.SIGINT)
     assert returncode == 130, output[-3000:]
