@@ -24,12 +24,18 @@ def _linear_model(w0, b0):
     return model
 
 
-def test_two_steps_follow_the_papers_update_rule():
-    rng = np.random.default_rng(0)
+def _linear_problem(seed):
+    """A batch (x, y) in float32 and starting weights (w, b) in float64, for the hand steps."""
+    rng = np.random.default_rng(seed)
     x = rng.normal(size=(4, 3)).astype(np.float32)
     y = rng.normal(size=(4, 2)).astype(np.float32)
     w = rng.normal(size=(3, 2)).astype(np.float64)
     b = rng.normal(size=(2,)).astype(np.float64)
+    return x, y, w, b
+
+
+def test_two_steps_follow_the_papers_update_rule():
+    x, y, w, b = _linear_problem(seed=0)
     lr, momentum, decay = 0.1, 0.9, 0.05  # large, so that every term shows
 
     model = _linear_model(w.astype(np.float32), b.astype(np.float32))
@@ -64,11 +70,7 @@ def test_weight_decay_term_covers_every_alexnet_kernel():
 
 
 def test_adam_steps_with_the_weight_decay_in_the_loss():
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(4, 3)).astype(np.float32)
-    y = rng.normal(size=(4, 2)).astype(np.float32)
-    w = rng.normal(size=(3, 2)).astype(np.float64)
-    b = rng.normal(size=(2,)).astype(np.float64)
+    x, y, w, b = _linear_problem(seed=1)
     lr, decay = 0.01, 0.05
     optimizer = make_optimizer(TrainConfig(optimizer="adam", learning_rate=lr))
     assert isinstance(optimizer, keras.optimizers.Adam)
