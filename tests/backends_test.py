@@ -23,6 +23,11 @@ LOGITS_RTOL = 1e-5
 GRADIENT_RTOL = 1e-4
 
 
+# Minutes: each backend's worker process builds and runs every variant (about 5 in all on
+# 2 cores).
+pytestmark = pytest.mark.slow
+
+
 def relative_error(actual, expected):
     return float(np.max(np.abs(actual - expected)) / np.max(np.abs(expected)))
 

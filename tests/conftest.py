@@ -23,6 +23,15 @@ from PIL import Image  # noqa: E402
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def pytest_collection_modifyitems(items):
+    """Files with a slow test first, each file's tests kept in order: pytest-xdist hands the
+    two workers whole files in this order (`--dist loadfile`), so the long files start early
+    and the short ones even out the end, rather than one worker running a long file alone
+    while the other has finished."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # (a stable sort)
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_policy():
     """Every test starts from the same seed and the float32 policy, whatever ran before."""
