@@ -42,6 +42,25 @@ def test_resumed_epoch_sees_the_rest_of_the_same_stream(tmp_path, skip):
         np.testing.assert_array_equal(x, want_x)
 
 
+def test_an_epoch_of_one_pass_is_topped_up_when_an_image_does_not_decode(image_folder):
+    """19 images counted, one of which does not decode (sources_test.py), so an epoch of one
+    pass asks for 19 batches of 1 and the pass yields 18: the epoch still gets its 19, also
+    when resumed (otherwise the next epoch's batches would slide into it)."""
+    from keras_alexnet import data
+
+    source = data.image_folder_source(image_folder, validation_fraction=0.0, verify=False)
+    assert source.num_examples["train"] == 19
+
+    def labels(skip):
+        ds = epoch_batches(source, 1, batches=19, skip=skip, stats=None, seed=4)
+        return [int(y.numpy()[0]) for _, y in ds]
+
+    whole = labels(0)
+    assert len(whole) == 19
+    assert sorted(whole[:18]) == [0] * 6 + [1] * 6 + [2] * 6  # the pass: every good image
+    assert len(labels(5)) == 14
+
+
 def test_a_one_class_dataset_is_refused_before_anything_is_written(tmp_path):
     """With one class every prediction is right: the run reported '100% accuracy'."""
 
