@@ -307,8 +307,7 @@ def test_an_unusable_run_directory_is_one_line(folder, tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_ends_in_one_line_without_a_traceback(folder, tmp_path):
-    flags = _flags(folder, tmp_path)
-    returncode, output = _interrupt_in_epoch_2(flags, signal.SIGINT)
+    returncode, output = _interrupt_in_epoch_2(_flags(folder, tmp_path), signal.SIGINT)
     assert returncode == 130, output[-3000:]
     assert "Interrupted. The last backup in" in output and "run the same command" in output
     assert "Traceback" not in output and "KeyboardInterrupt" not in output
