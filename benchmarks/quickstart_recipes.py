@@ -11,6 +11,13 @@ A recipe is `optimizer:learning_rate[:schedule]`: `sgd` (momentum 0.9, the paper
 cosine decay to 0 at the last step). Each run prints its validation top-1 per epoch, its last
 epoch's training top-1 (on the augmented stream, as the weights changed during it) and its
 training time, on this machine (named first). `examples/` is never read.
+
+    python benchmarks/quickstart_recipes.py --recipes=adam:0.001:cosine --probe_steps=25
+
+`--probe_steps=N` trains only the first N steps of each recipe and prints, per layer of tower
+a, the RMS of its activations and the share of its units that no image turns on (64
+validation images), before and after: whether the early steps keep the network alive. A
+`lamb` recipe is Keras' LAMB (Adam's step rescaled per layer to the weights' norm).
 """
 
 import os
@@ -29,6 +36,9 @@ flags.DEFINE_integer("epochs", 5, "Epochs (the quickstart's 5).", lower_bound=1)
 flags.DEFINE_integer("steps_per_epoch", 50, "Steps per epoch (the quickstart's 50).")
 flags.DEFINE_integer("batch_size", 32, "Batch size (the quickstart's 32).", lower_bound=1)
 flags.DEFINE_float("label_smoothing", 0.0, "Label smoothing of the loss.")
+flags.DEFINE_integer("probe_steps", 0, "Train only this many steps and print activations.")
+
+PROBED_LAYERS = ("conv1_a", "conv2_a", "conv3_a", "conv4_a", "conv5_a", "fc6_a", "fc7_a")
 
 
 def _schedule(rate: float, name: str):
@@ -48,14 +58,13 @@ def _optimizer(spec: str):
         return keras.optimizers.SGD(learning_rate, momentum=0.9)
     if name == "adam":
         return keras.optimizers.Adam(learning_rate)
-    raise ValueError(f"unknown optimizer {name!r}: sgd or adam")
+    if name == "lamb":
+        return keras.optimizers.Lamb(learning_rate)
+    raise ValueError(f"unknown optimizer {name!r}: sgd, adam or lamb")
 
 
-def run_recipe(spec: str, seed: int, source, stats) -> tuple[list[float], float, float]:
-    """Validation top-1 per epoch, the last epoch's training top-1 (on the augmented stream)
-    and the training seconds of one recipe and seed."""
-    from keras_alexnet import AlexNet, data
-    from keras_alexnet.training.inputs import epoch_seed
+def _compiled(spec: str, seed: int, source):
+    from keras_alexnet import AlexNet
     from keras_alexnet.training.recipe import apply_weight_decay
 
     keras.utils.set_random_seed(seed)
@@ -66,6 +75,16 @@ def run_recipe(spec: str, seed: int, source, stats) -> tuple[list[float], float,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=FLAGS.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="top1")],
     )
+    return model
+
+
+def run_recipe(spec: str, seed: int, source, stats) -> tuple[list[float], float, float]:
+    """Validation top-1 per epoch, the last epoch's training top-1 (on the augmented stream)
+    and the training seconds of one recipe and seed."""
+    from keras_alexnet import data
+    from keras_alexnet.training.inputs import epoch_seed
+
+    model = _compiled(spec, seed, source)
     one_hot = lambda images, labels: (images, keras.ops.one_hot(labels, source.num_classes))  # noqa: E731
     train = [
         data.train_dataset(source, FLAGS.batch_size, stats, seed=epoch_seed(seed, e))
@@ -84,6 +103,34 @@ def run_recipe(spec: str, seed: int, source, stats) -> tuple[list[float], float,
     return curve, fitted.history["top1"][-1], seconds
 
 
+def _activations(model, images) -> list[tuple[str, float, float]]:
+    """(layer, RMS, share of units off for every image) for each probed layer."""
+    import numpy as np
+
+    probe = keras.Model(model.input, [model.get_layer(n).output for n in PROBED_LAYERS])
+    rows = []
+    for name, output in zip(PROBED_LAYERS, probe(images), strict=True):
+        values = np.asarray(output).reshape(len(images), -1)
+        rows.append((name, float(np.sqrt(np.mean(values**2))), float(np.mean(values.max(0) <= 0))))
+    return rows
+
+
+def probe_recipe(spec: str, seed: int, source, stats) -> None:
+    """Prints each probed layer's activations before and after `--probe_steps` steps."""
+    from keras_alexnet import data
+    from keras_alexnet.training.inputs import epoch_seed
+
+    model = _compiled(spec, seed, source)
+    images, _ = next(iter(data.eval_dataset(source, 64, stats)))
+    before = _activations(model, images)
+    train = data.train_dataset(source, FLAGS.batch_size, stats, seed=epoch_seed(seed, 0))
+    one_hot = lambda x, labels: (x, keras.ops.one_hot(labels, source.num_classes))  # noqa: E731
+    model.fit(train.repeat().take(FLAGS.probe_steps).map(one_hot), epochs=1, verbose=0)
+    print(f"{spec}, seed {seed}: after {FLAGS.probe_steps} steps (RMS, share of units off)")
+    for (name, rms0, off0), (_, rms, off) in zip(before, _activations(model, images), strict=True):
+        print(f"  {name:<8} {rms0:.3f} {off0:5.1%} -> {rms:.3f} {off:5.1%}", flush=True)
+
+
 def main(argv):
     del argv
     from keras_alexnet import data
@@ -92,6 +139,11 @@ def main(argv):
     print(describe_this_machine())
     source = data.embedded_source()
     stats = source.default_stats
+    if FLAGS.probe_steps:
+        for spec in FLAGS.recipes:
+            for seed in FLAGS.seeds:
+                probe_recipe(spec, int(seed), source, stats)
+        return
     print(
         f"{FLAGS.epochs} epochs of {FLAGS.steps_per_epoch} steps of {FLAGS.batch_size}, "
         f"label smoothing {FLAGS.label_smoothing}, float32"

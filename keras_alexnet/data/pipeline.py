@@ -74,15 +74,30 @@ def ten_crop_view(encoded: tf.Tensor, stats: ColorStats) -> tf.Tensor:
     return tf.ensure_shape(augment.subtract_mean(crops, _tensors(stats)[0]), (10, 227, 227, 3))
 
 
+def _options() -> tf.data.Options:
+    """Every pipeline's options: deterministic order, and no autotuning thread.
+
+    With autotuning on, each iterator runs a background thread that re-tunes the pipeline
+    at growing intervals (up to about a minute), and deleting the iterator can wait for that
+    thread's next wake-up: Keras deletes the validation iterator at every validation after
+    the first, and training stopped there for 14 to 59 s at a time (TensorFlow 2.21; README,
+    Performance, "Waits between epochs"). Without it, `AUTOTUNE` means one parallel call per
+    CPU core and prefetch buffers that grow as needed: the same images/s on 2 cores
+    (benchmarks/input_pipeline.py).
+    """
+    options = tf.data.Options()
+    options.deterministic = True
+    options.autotune.enabled = False
+    return options
+
+
 def _finish(ds: tf.data.Dataset, batch_size: int, drop_remainder: bool, strict: bool):
     if not strict:
         # Backstop for files whose header and trailer look right but whose data does not
         # decode: TensorFlow logs the error and the example is skipped.
         ds = ds.ignore_errors(log_warning=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
-    options = tf.data.Options()
-    options.deterministic = True
-    return ds.with_options(options).prefetch(AUTOTUNE)
+    return ds.with_options(_options()).prefetch(AUTOTUNE)
 
 
 def _check_batch_size(batch_size):
@@ -173,9 +188,13 @@ def eval_dataset(
 def stats_images(source: Source, split: str = "train", strict: bool = False) -> tf.data.Dataset:
     """The 256x256 central patches of a split, as `compute_stats` should see them; images
     that do not decode are skipped (an error with `strict=True`), as in training."""
-    ds = source.encoded(split).map(
-        lambda encoded, label: _square_256(encoded),
-        num_parallel_calls=AUTOTUNE,
+    ds = (
+        source.encoded(split)
+        .map(
+            lambda encoded, label: _square_256(encoded),
+            num_parallel_calls=AUTOTUNE,
+        )
+        .with_options(_options())
     )
     return ds if strict else ds.ignore_errors(log_warning=True)
 

@@ -16,7 +16,12 @@ from absl import logging
 from keras_alexnet import data
 from keras_alexnet.training import precision
 from keras_alexnet.training.config import SettingsError, TrainConfig
-from keras_alexnet.training.strategies import cluster_size, is_chief, make_strategy
+from keras_alexnet.training.strategies import (
+    cluster_size,
+    is_chief,
+    make_strategy,
+    replica_devices,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +73,7 @@ def _choose_precision(
     requested: str, distribution: tf.distribute.Strategy, towers, verbose: int
 ) -> precision.PrecisionChoice:
     """The run's precision for the devices its replicas (or towers) run on, printed."""
-    devices = list(towers or distribution.extended.worker_devices)
+    devices = list(towers or replica_devices(distribution))
     choice = precision.choose_precision(requested, devices)
     if verbose:
         print(f"Training in {choice.describe()}.")

@@ -55,7 +55,8 @@ def make_strategy(
 
     Args:
         strategy: `"mirrored"`: data parallel over `devices` (default: every local GPU, or the
-            CPU's logical devices when there is no GPU). `"multi_worker"`:
+            CPU's logical devices when there is no GPU); with no `devices` and one local
+            device, TensorFlow's default strategy (one replica, no distribution). `"multi_worker"`:
             MultiWorkerMirroredStrategy from `TF_CONFIG`. `"one_device"`: the first of
             `devices`. `"towers"`: the paper's model parallelism in one replica, tower a on
             `tower_devices[0]` and tower b on `tower_devices[1]` (default: the first two
@@ -86,6 +87,12 @@ def make_strategy(
         return tf.distribute.MultiWorkerMirroredStrategy(), None
     _check_devices_exist("devices", devices)
     _check_devices_exist("tower_devices", tower_devices)
+    if strategy == "mirrored" and devices is None and len(_local_devices()) == 1:
+        # Nothing to mirror. A MirroredStrategy over one device would still feed it through
+        # per-device iterators that autotune regardless of the pipeline's options, and
+        # deleting one (Keras does at every validation) can wait up to a minute for their
+        # tuning thread; TensorFlow's default strategy computes the same updates without.
+        return tf.distribute.get_strategy(), None
     devices = list(devices) if devices else _local_devices()
     if strategy == "mirrored":
         return tf.distribute.MirroredStrategy(devices), None
@@ -135,6 +142,14 @@ def _check_devices_exist(argument: str, names: Sequence[str] | None) -> None:
                 f"{available}. Name one of those (e.g. /gpu:0 or /cpu:0), or split the CPU "
                 "with logical_cpus."
             )
+
+
+def replica_devices(strategy: tf.distribute.Strategy) -> list[str]:
+    """The devices `strategy`'s replicas run on (for the default strategy: the local one)."""
+    try:
+        return list(strategy.extended.worker_devices)
+    except RuntimeError:  # the default strategy has no worker devices of its own
+        return _local_devices()[:1]
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

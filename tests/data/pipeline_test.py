@@ -87,3 +87,19 @@ def test_bad_batch_size(folder_source):
         train_dataset(folder_source, 0)
     with pytest.raises(ValueError, match="split must be one of"):
         eval_dataset(folder_source, 2, split="test")
+
+
+def test_pipelines_run_without_an_autotuning_thread(folder_source):
+    """Deleting an autotuned iterator waits for its tuning thread (up to a minute, TensorFlow
+    2.21), and Keras deletes one at every validation: every pipeline turns autotuning off,
+    deterministic order kept."""
+    from keras_alexnet.data.pipeline import stats_images
+
+    for ds in (
+        train_dataset(folder_source, 4, seed=0),
+        eval_dataset(folder_source, 4),
+        eval_dataset(folder_source, 2, ten_crop=True),
+        stats_images(folder_source),
+    ):
+        assert ds.options().autotune.enabled is False
+        assert ds.options().deterministic is True

@@ -6,7 +6,23 @@ import json
 import pytest
 
 from keras_alexnet.training.config import SettingsError
-from keras_alexnet.training.strategies import make_strategy
+from keras_alexnet.training.strategies import make_strategy, replica_devices
+
+
+def test_mirrored_over_the_only_device_is_the_default_strategy():
+    """Nothing to mirror on one device: no per-device iterators (whose autotuning made each
+    validation wait up to a minute), the same replica count and devices."""
+    import tensorflow as tf
+
+    strategy, towers = make_strategy("mirrored")  # this process has one CPU device
+    assert strategy is tf.distribute.get_strategy() and towers is None
+    assert strategy.num_replicas_in_sync == 1
+    assert [tf.DeviceSpec.from_string(d).device_type for d in replica_devices(strategy)] == [
+        "CPU"
+    ]
+    named, _ = make_strategy("mirrored", devices=["/cpu:0"])  # named devices are honoured
+    assert isinstance(named, tf.distribute.MirroredStrategy)
+    assert len(replica_devices(named)) == 1
 
 
 def test_strategy_arguments_are_checked():
