@@ -17,9 +17,7 @@ def test_mirrored_over_the_only_device_is_the_default_strategy():
     strategy, towers = make_strategy("mirrored")  # this process has one CPU device
     assert strategy is tf.distribute.get_strategy() and towers is None
     assert strategy.num_replicas_in_sync == 1
-    assert [tf.DeviceSpec.from_string(d).device_type for d in replica_devices(strategy)] == [
-        "CPU"
-    ]
+    assert [tf.DeviceSpec.from_string(d).device_type for d in replica_devices(strategy)] == ["CPU"]
     named, _ = make_strategy("mirrored", devices=["/cpu:0"])  # named devices are honoured
     assert isinstance(named, tf.distribute.MirroredStrategy)
     assert len(replica_devices(named)) == 1
