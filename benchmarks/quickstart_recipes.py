@@ -63,6 +63,11 @@ def _optimizer(spec: str):
     raise ValueError(f"unknown optimizer {name!r}: sgd, adam or lamb")
 
 
+def _one_hot(ds, source):
+    """(images, labels) batches with one-hot labels, as the categorical loss needs."""
+    return ds.map(lambda x, labels: (x, keras.ops.one_hot(labels, source.num_classes)))
+
+
 def _compiled(spec: str, seed: int, source):
     from keras_alexnet import AlexNet
     from keras_alexnet.training.recipe import apply_weight_decay
@@ -85,15 +90,16 @@ def run_recipe(spec: str, seed: int, source, stats) -> tuple[list[float], float,
     from keras_alexnet.training.inputs import epoch_seed
 
     model = _compiled(spec, seed, source)
-    one_hot = lambda images, labels: (images, keras.ops.one_hot(labels, source.num_classes))  # noqa: E731
     train = [
-        data.train_dataset(source, FLAGS.batch_size, stats, seed=epoch_seed(seed, e))
-        .repeat()
-        .take(FLAGS.steps_per_epoch)
-        .map(one_hot)
+        _one_hot(
+            data.train_dataset(source, FLAGS.batch_size, stats, seed=epoch_seed(seed, e))
+            .repeat()
+            .take(FLAGS.steps_per_epoch),
+            source,
+        )
         for e in range(FLAGS.epochs)
     ]
-    validation = data.eval_dataset(source, FLAGS.batch_size, stats).map(one_hot)
+    validation = _one_hot(data.eval_dataset(source, FLAGS.batch_size, stats), source)
     curve, seconds = [], 0.0
     for epoch in range(FLAGS.epochs):
         started = time.monotonic()
@@ -124,8 +130,7 @@ def probe_recipe(spec: str, seed: int, source, stats) -> None:
     images, _ = next(iter(data.eval_dataset(source, 64, stats)))
     before = _activations(model, images)
     train = data.train_dataset(source, FLAGS.batch_size, stats, seed=epoch_seed(seed, 0))
-    one_hot = lambda x, labels: (x, keras.ops.one_hot(labels, source.num_classes))  # noqa: E731
-    model.fit(train.repeat().take(FLAGS.probe_steps).map(one_hot), epochs=1, verbose=0)
+    model.fit(_one_hot(train.repeat().take(FLAGS.probe_steps), source), epochs=1, verbose=0)
     print(f"{spec}, seed {seed}: after {FLAGS.probe_steps} steps (RMS, share of units off)")
     for (name, rms0, off0), (_, rms, off) in zip(before, _activations(model, images), strict=True):
         print(f"  {name:<8} {rms0:.3f} {off0:5.1%} -> {rms:.3f} {off:5.1%}", flush=True)
