@@ -6,18 +6,20 @@ What chooses `configs/quickstart.flags`: `AlexNet(classes=10, init="he", dropout
 the embedded alexnet_shapes set, through the quickstart's own input pipeline (the paper's
 augmentation, its stats), `--epochs` epochs of `--steps_per_epoch` steps of `--batch_size`,
 with the paper's weight decay; only the optimiser and the learning-rate schedule change.
-A recipe is `optimizer:learning_rate[:schedule]`: `sgd` (momentum 0.9, the paper's) or
-`adam`; `constant` (the default) or `cosine` (a linear warm-up over the first epoch, then
-cosine decay to 0 at the last step). Each run prints its validation top-1 per epoch, its last
-epoch's training top-1 (on the augmented stream, as the weights changed during it) and its
-training time, on this machine (named first). `examples/` is never read.
+A recipe is `optimizer:learning_rate[:schedule]`: `sgd` (momentum 0.9, the paper's),
+`adam`, `lamb`, `sgd_gc` or `adam_gc` (below); `constant` (the default) or `cosine` (a
+linear warm-up over the first epoch, then cosine decay to 0 at the last step). Each run
+prints its validation top-1 per epoch, its last epoch's training top-1 (on the augmented
+stream, as the weights changed during it) and its training time, on this machine (named
+first). `examples/` is never read.
 
     python benchmarks/quickstart_recipes.py --recipes=adam:0.001:cosine --probe_steps=25
 
 `--probe_steps=N` trains only the first N steps of each recipe and prints, per layer of tower
 a, the RMS of its activations and the share of its units that no image turns on (64
 validation images), before and after: whether the early steps keep the network alive. A
-`lamb` recipe is Keras' LAMB (Adam's step rescaled per layer to the weights' norm).
+`lamb` recipe is Keras' LAMB (Adam's step rescaled per layer to the weights' norm); `sgd_gc`
+and `adam_gc` are SGD and Adam with gradient centralisation (`--gradient_centralization`).
 """
 
 import os
@@ -52,15 +54,20 @@ def _schedule(rate: float, name: str):
 
 
 def _optimizer(spec: str):
+    from keras_alexnet.training.gradient_centralization import CentralizedAdam, CentralizedSGD
+
     name, rate, *schedule = spec.split(":")
     learning_rate = _schedule(float(rate), (schedule or ["constant"])[0])
-    if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=0.9)
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate)
-    if name == "lamb":
-        return keras.optimizers.Lamb(learning_rate)
-    raise ValueError(f"unknown optimizer {name!r}: sgd, adam or lamb")
+    optimizers = {
+        "sgd": lambda: keras.optimizers.SGD(learning_rate, momentum=0.9),
+        "sgd_gc": lambda: CentralizedSGD(learning_rate, momentum=0.9),
+        "adam": lambda: keras.optimizers.Adam(learning_rate),
+        "adam_gc": lambda: CentralizedAdam(learning_rate),
+        "lamb": lambda: keras.optimizers.Lamb(learning_rate),
+    }
+    if name not in optimizers:
+        raise ValueError(f"unknown optimizer {name!r}: one of {', '.join(optimizers)}")
+    return optimizers[name]()
 
 
 def _one_hot(ds, source):

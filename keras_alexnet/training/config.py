@@ -141,6 +141,11 @@ class TrainConfig:
         choices=LR_SCHEDULES,
     )
     momentum: float = _setting(PAPER_MOMENTUM, "SGD momentum.", minimum=0, maximum=1)
+    gradient_centralization: bool = _setting(
+        False,
+        "Not the paper's: before each update, every kernel's gradient loses its mean over the "
+        "kernel's inputs, per output unit (biases unchanged); with either optimizer.",
+    )
     weight_decay: float = _setting(
         PAPER_WEIGHT_DECAY,
         "Weight decay, a term of the loss (with sgd: inside the momentum).",

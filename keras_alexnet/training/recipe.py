@@ -1,6 +1,7 @@
 """The paper's optimisation (section 5): SGD with momentum and weight decay, and the model
-compiled with it; or, for short runs from scratch, Adam and a warm-up with cosine decay
-(`TrainConfig.optimizer`, `TrainConfig.lr_schedule`).
+compiled with it; or, for short runs from scratch, Adam, a warm-up with cosine decay and
+gradient centralisation (`TrainConfig.optimizer`, `TrainConfig.lr_schedule`,
+`TrainConfig.gradient_centralization`).
 
 The paper's update rule is
 
@@ -29,27 +30,34 @@ from keras_alexnet.training.config import (
     SettingsError,
     TrainConfig,
 )
+from keras_alexnet.training.gradient_centralization import CentralizedAdam, CentralizedSGD
 from keras_alexnet.training.setup import TrainingSetup
 
 
 def paper_optimizer(
-    learning_rate: float = PAPER_LEARNING_RATE, momentum: float = PAPER_MOMENTUM
+    learning_rate: float = PAPER_LEARNING_RATE,
+    momentum: float = PAPER_MOMENTUM,
+    gradient_centralization: bool = False,
 ) -> keras.optimizers.SGD:
     """SGD with (non-Nesterov) momentum and no decoupled weight decay; pair it with
-    `apply_weight_decay` for the paper's rule."""
+    `apply_weight_decay` for the paper's rule. With `gradient_centralization` (not the
+    paper's), on centred gradients (`gradient_centralization.CentralizedSGD`)."""
     for name, value in (("learning_rate", learning_rate), ("momentum", momentum)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise SettingsError(f"{name} must be a non-negative number; received {name}={value!r}.")
-    return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum, nesterov=False)
+    sgd = CentralizedSGD if gradient_centralization else keras.optimizers.SGD
+    return sgd(learning_rate=learning_rate, momentum=momentum, nesterov=False)
 
 
 def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
     """The run's optimizer: the paper's SGD, or Adam (Keras' betas and epsilon), both at
     `config.learning_rate` (which a `lr_schedule="cosine"` run's `StepSchedule` then sets at
-    every step) and both without a weight decay of their own (see `apply_weight_decay`)."""
+    every step), both without a weight decay of their own (see `apply_weight_decay`), and
+    either on centred gradients with `config.gradient_centralization`."""
     if config.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate=config.learning_rate)
-    return paper_optimizer(config.learning_rate, config.momentum)
+        adam = CentralizedAdam if config.gradient_centralization else keras.optimizers.Adam
+        return adam(learning_rate=config.learning_rate)
+    return paper_optimizer(config.learning_rate, config.momentum, config.gradient_centralization)
 
 
 def warmup_cosine(

@@ -10,6 +10,7 @@ import pytest
 
 from keras_alexnet import AlexNet
 from keras_alexnet.training.config import TrainConfig
+from keras_alexnet.training.gradient_centralization import CentralizedAdam
 from keras_alexnet.training.recipe import (
     apply_weight_decay,
     make_optimizer,
@@ -34,13 +35,19 @@ def _linear_problem(seed):
     return x, y, w, b
 
 
-def test_two_steps_follow_the_papers_update_rule():
+def _centred(grad_w, centralized):
+    """By hand: with gradient centralisation each output unit's column loses its mean."""
+    return grad_w - grad_w.mean(axis=0, keepdims=True) if centralized else grad_w
+
+
+@pytest.mark.parametrize("centralized", [False, True])
+def test_two_steps_follow_the_papers_update_rule(centralized):
     x, y, w, b = _linear_problem(seed=0)
     lr, momentum, decay = 0.1, 0.9, 0.05  # large, so that every term shows
 
     model = _linear_model(w.astype(np.float32), b.astype(np.float32))
     apply_weight_decay(model, decay)
-    model.compile(optimizer=paper_optimizer(lr, momentum), loss="mse")
+    model.compile(optimizer=paper_optimizer(lr, momentum, centralized), loss="mse")
 
     # By hand: L = mean over the batch and outputs of (x w + b - y)^2.
     v_w, v_b = np.zeros_like(w), np.zeros_like(b)
@@ -49,7 +56,9 @@ def test_two_steps_follow_the_papers_update_rule():
         grad_w = 2 * x.T @ residual / residual.size
         grad_b = 2 * residual.sum(axis=0) / residual.size
         # Paper 5: v <- 0.9 v - 0.0005 lr w - lr dL/dw; w <- w + v (no decay on biases).
-        v_w = momentum * v_w - decay * lr * w - lr * grad_w
+        # Centralised, the decay is part of the gradient that is centred.
+        step_w = _centred(grad_w + decay * w, centralized)
+        v_w = momentum * v_w - lr * step_w
         v_b = momentum * v_b - lr * grad_b
         w, b = w + v_w, b + v_b
         model.train_on_batch(x, y)
@@ -69,11 +78,15 @@ def test_weight_decay_term_covers_every_alexnet_kernel():
     assert model.losses == []
 
 
-def test_adam_steps_with_the_weight_decay_in_the_loss():
+@pytest.mark.parametrize("centralized", [False, True])
+def test_adam_steps_with_the_weight_decay_in_the_loss(centralized):
     x, y, w, b = _linear_problem(seed=1)
     lr, decay = 0.01, 0.05
-    optimizer = make_optimizer(TrainConfig(optimizer="adam", learning_rate=lr))
+    optimizer = make_optimizer(
+        TrainConfig(optimizer="adam", learning_rate=lr, gradient_centralization=centralized)
+    )
     assert isinstance(optimizer, keras.optimizers.Adam)
+    assert isinstance(optimizer, CentralizedAdam) == centralized
 
     model = _linear_model(w.astype(np.float32), b.astype(np.float32))
     apply_weight_decay(model, decay)
@@ -85,7 +98,7 @@ def test_adam_steps_with_the_weight_decay_in_the_loss():
     for t in (1, 2):
         residual = x @ w + b - y
         grads = {
-            "w": 2 * x.T @ residual / residual.size + decay * w,
+            "w": _centred(2 * x.T @ residual / residual.size + decay * w, centralized),
             "b": 2 * residual.sum(axis=0) / residual.size,  # (no decay on biases)
         }
         step = lr * math.sqrt(1 - beta_2**t) / (1 - beta_1**t)
