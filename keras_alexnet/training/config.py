@@ -38,6 +38,8 @@ DEFAULT_LR_REDUCE_PATIENCE = 5
 STRATEGIES = ("mirrored", "multi_worker", "one_device", "towers")
 # "sgd" is the paper's; "adam" learns more in a short run from scratch (configs/quickstart.flags).
 OPTIMIZERS = ("sgd", "adam")
+# Adam's decay of its squared-gradient average: Keras' default (Adam is not the paper's).
+KERAS_ADAM_BETA_2 = 0.999
 # "plateau" is the paper's (the rate divided when the validation error stops improving);
 # "cosine" a linear warm-up over the first epoch, then a half cosine down to 0 at the last step.
 LR_SCHEDULES = ("plateau", "cosine")
@@ -89,12 +91,18 @@ def _check_starting_weights(config: TrainConfig) -> None:
 
 
 def _check_optimizer(config: TrainConfig) -> None:
-    """Momentum is SGD's: Adam keeps its own moments, with Keras' defaults."""
+    """Momentum is SGD's and adam_beta_2 Adam's: each optimizer refuses the other's."""
     if config.optimizer != "sgd" and config.momentum != PAPER_MOMENTUM:
         raise SettingsError(
             f"momentum is SGD's, and optimizer={config.optimizer!r} has no such setting; "
             f"received momentum={config.momentum!r}. Leave momentum at {PAPER_MOMENTUM}, or "
             "use optimizer='sgd'."
+        )
+    if config.optimizer != "adam" and config.adam_beta_2 != KERAS_ADAM_BETA_2:
+        raise SettingsError(
+            f"adam_beta_2 is Adam's, and optimizer={config.optimizer!r} has no such setting; "
+            f"received adam_beta_2={config.adam_beta_2!r}. Leave adam_beta_2 at "
+            f"{KERAS_ADAM_BETA_2}, or use optimizer='adam'."
         )
 
 
@@ -129,7 +137,7 @@ class TrainConfig:
     )
     optimizer: str = _setting(
         "sgd",
-        "sgd: the paper's SGD with momentum; adam: Adam with Keras' betas. Either with the "
+        "sgd: the paper's SGD with momentum; adam: Adam (see adam_beta_2). Either with the "
         "weight decay as a term of the loss.",
         choices=OPTIMIZERS,
     )
@@ -141,6 +149,13 @@ class TrainConfig:
         choices=LR_SCHEDULES,
     )
     momentum: float = _setting(PAPER_MOMENTUM, "SGD momentum.", minimum=0, maximum=1)
+    adam_beta_2: float = _setting(
+        KERAS_ADAM_BETA_2,
+        "Adam's decay of its average of squared gradients (Keras' default 0.999; lower "
+        "forgets the large gradients of the first steps sooner).",
+        minimum=0,
+        below=1,
+    )
     gradient_centralization: bool = _setting(
         False,
         "Not the paper's: before each update, every kernel's gradient loses its mean over the "

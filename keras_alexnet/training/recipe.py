@@ -50,13 +50,14 @@ def paper_optimizer(
 
 
 def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
-    """The run's optimizer: the paper's SGD, or Adam (Keras' betas and epsilon), both at
-    `config.learning_rate` (which a `lr_schedule="cosine"` run's `StepSchedule` then sets at
-    every step), both without a weight decay of their own (see `apply_weight_decay`), and
-    either on centred gradients with `config.gradient_centralization`."""
+    """The run's optimizer: the paper's SGD, or Adam (Keras' beta_1 and epsilon, beta_2
+    `config.adam_beta_2`), both at `config.learning_rate` (which a `lr_schedule="cosine"`
+    run's `StepSchedule` then sets at every step), both without a weight decay of their own
+    (see `apply_weight_decay`), and either on centred gradients with
+    `config.gradient_centralization`."""
     if config.optimizer == "adam":
         adam = CentralizedAdam if config.gradient_centralization else keras.optimizers.Adam
-        return adam(learning_rate=config.learning_rate)
+        return adam(learning_rate=config.learning_rate, beta_2=config.adam_beta_2)
     return paper_optimizer(config.learning_rate, config.momentum, config.gradient_centralization)
 
 

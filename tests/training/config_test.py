@@ -51,6 +51,11 @@ def test_every_field_has_help_and_a_flag_kind():
             {"optimizer": "adam", "momentum": 0.5},
             r"momentum is SGD's.*optimizer='adam'.*received momentum=0.5.*optimizer='sgd'",
         ),
+        ({"optimizer": "adam", "adam_beta_2": 1.0}, r"adam_beta_2 must be < 1"),
+        (
+            {"adam_beta_2": 0.99},
+            r"adam_beta_2 is Adam's.*optimizer='sgd'.*received adam_beta_2=0.99.*optimizer='adam'",
+        ),
     ],
 )
 def test_each_bad_setting_is_named(change, message):
@@ -96,6 +101,7 @@ def test_flags_give_the_config_they_name():
         ("--strategy=pipeline", "strategy"),
         ("--mixed_precision=fp8", "mixed_precision"),
         ("--momentum=1.5", "momentum"),
+        ("--adam_beta_2=-0.5", "adam_beta_2"),
         ("--epochs=zero", "epochs"),
         # TrainConfig.validate's: limits absl has no words for.
         ("--lr_reduce_factor=10", "lr_reduce_factor"),

@@ -78,13 +78,14 @@ def test_weight_decay_term_covers_every_alexnet_kernel():
     assert model.losses == []
 
 
-@pytest.mark.parametrize("centralized", [False, True])
-def test_adam_steps_with_the_weight_decay_in_the_loss(centralized):
+@pytest.mark.parametrize("centralized, beta_2", [(False, 0.999), (True, 0.999), (True, 0.9)])
+def test_adam_steps_with_the_weight_decay_in_the_loss(centralized, beta_2):
     x, y, w, b = _linear_problem(seed=1)
     lr, decay = 0.01, 0.05
-    optimizer = make_optimizer(
-        TrainConfig(optimizer="adam", learning_rate=lr, gradient_centralization=centralized)
+    config = TrainConfig(
+        optimizer="adam", learning_rate=lr, gradient_centralization=centralized, adam_beta_2=beta_2
     )
+    optimizer = make_optimizer(config)
     assert isinstance(optimizer, keras.optimizers.Adam)
     assert isinstance(optimizer, CentralizedAdam) == centralized
 
@@ -92,8 +93,9 @@ def test_adam_steps_with_the_weight_decay_in_the_loss(centralized):
     apply_weight_decay(model, decay)
     model.compile(optimizer=optimizer, loss="mse")
 
-    # By hand: Adam (beta_1 0.9, beta_2 0.999, epsilon 1e-7) on dL/dw + decay * w.
-    beta_1, beta_2, epsilon = 0.9, 0.999, 1e-7
+    # By hand: Adam (beta_1 0.9, epsilon 1e-7; beta_2 as set, Keras' 0.999 by default) on
+    # dL/dw + decay * w.
+    beta_1, epsilon = 0.9, 1e-7
     moments = {"w": [0.0, 0.0], "b": [0.0, 0.0]}
     for t in (1, 2):
         residual = x @ w + b - y
