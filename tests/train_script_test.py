@@ -75,7 +75,8 @@ def test_quickstart_recipe_end_to_end(tmp_path, shapes_data_dir):
     policy = choose_precision("auto").policy
     assert f"Training in precision {policy} (auto: " in result.stdout
     assert _state(tmp_path / "run")["adjustable"]["precision"] == policy
-    assert _state(tmp_path / "run")["settings"]["gradient_centralization"] is True
+    settings = _state(tmp_path / "run")["settings"]
+    assert (settings["gradient_centralization"], settings["adam_beta_2"]) == (True, 0.99)
     export = tmp_path / "export" / "1"
     assert f"Exported to {export}" in result.stdout
     assert "validation top-1 accuracy" in result.stdout
