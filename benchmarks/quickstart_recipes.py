@@ -9,10 +9,9 @@ with the paper's weight decay; only the optimiser and the learning-rate schedule
 A recipe is `optimizer:learning_rate[:schedule]`: `sgd` (momentum 0.9, the paper's),
 `adam`, `lamb`, `sgd_gc` or `adam_gc` (below; Adam's with `--adam_beta_2`); `constant` (the
 default) or `cosine` (a linear warm-up over the first epoch, or `--warmup_steps`, then
-cosine decay to 0 at the last step). Each run
-prints its validation top-1 per epoch, its last epoch's training top-1 (on the augmented
-stream, as the weights changed during it) and its training time, on this machine (named
-first). `examples/` is never read.
+cosine decay to 0 at the last step). Each run prints its validation top-1 per epoch, its
+last epoch's training top-1 (on the augmented stream, as the weights changed during it) and
+its training time, on this machine (named first). `examples/` is never read.
 
     python benchmarks/quickstart_recipes.py --recipes=adam:0.001:cosine --probe_steps=25
 
@@ -32,6 +31,8 @@ import keras_alexnet  # noqa: E402, F401, I001  (first: it sets TensorFlow's one
 import keras  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from keras_alexnet.training.config import KERAS_ADAM_BETA_2  # noqa: E402
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list("recipes", ["sgd:0.005"], "optimizer:learning_rate[:schedule], comma separated.")
 flags.DEFINE_list("seeds", ["0"], "Seeds to run each recipe with.")
@@ -40,7 +41,7 @@ flags.DEFINE_integer("steps_per_epoch", 50, "Steps per epoch (the quickstart's 5
 flags.DEFINE_integer("batch_size", 32, "Batch size (the quickstart's 32).", lower_bound=1)
 flags.DEFINE_float("label_smoothing", 0.0, "Label smoothing of the loss.")
 flags.DEFINE_integer("probe_steps", 0, "Train only this many steps and print activations.")
-flags.DEFINE_float("adam_beta_2", 0.999, "Adam's beta_2 (--adam_beta_2; Keras' 0.999).")
+flags.DEFINE_float("adam_beta_2", KERAS_ADAM_BETA_2, "Adam's beta_2 (as --adam_beta_2).")
 flags.DEFINE_integer("warmup_steps", None, "Warm-up steps of `cosine` (default: one epoch).")
 
 PROBED_LAYERS = ("conv1_a", "conv2_a", "conv3_a", "conv4_a", "conv5_a", "fc6_a", "fc7_a")
@@ -51,13 +52,8 @@ def _schedule(rate: float, name: str):
 
     if name == "constant":
         return rate
-    if name == "cosine" and FLAGS.warmup_steps is not None:
-        total = FLAGS.epochs * FLAGS.steps_per_epoch
-        return keras.optimizers.schedules.CosineDecay(
-            0.0, total - FLAGS.warmup_steps, warmup_target=rate, warmup_steps=FLAGS.warmup_steps
-        )
     if name == "cosine":  # the training's own (--lr_schedule=cosine)
-        return warmup_cosine(rate, FLAGS.epochs, FLAGS.steps_per_epoch)
+        return warmup_cosine(rate, FLAGS.epochs, FLAGS.steps_per_epoch, FLAGS.warmup_steps)
     raise ValueError(f"unknown schedule {name!r}: constant or cosine")
 
 

@@ -62,13 +62,14 @@ def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
 
 
 def warmup_cosine(
-    learning_rate: float, epochs: int, steps_per_epoch: int
+    learning_rate: float, epochs: int, steps_per_epoch: int, warmup_steps: int | None = None
 ) -> keras.optimizers.schedules.LearningRateSchedule:
     """`lr_schedule="cosine"`: the rate at each step of a run of `epochs` epochs: from 0 up to
-    `learning_rate` in a straight line over the first epoch (half of a one-epoch run), then
-    down along a half cosine, reaching 0 as the run ends."""
+    `learning_rate` in a straight line over the first epoch (half of a one-epoch run; or over
+    `warmup_steps`, which `benchmarks/quickstart_recipes.py` varies), then down along a half
+    cosine, reaching 0 as the run ends."""
     total = epochs * steps_per_epoch
-    warmup = min(steps_per_epoch, total // 2)
+    warmup = min(steps_per_epoch, total // 2) if warmup_steps is None else warmup_steps
     return keras.optimizers.schedules.CosineDecay(
         0.0, total - warmup, warmup_target=learning_rate, warmup_steps=warmup
     )

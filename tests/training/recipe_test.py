@@ -124,10 +124,13 @@ def test_sgd_is_the_default_optimizer():
     assert (float(optimizer.learning_rate), optimizer.momentum) == (pytest.approx(0.02), 0.5)
 
 
-@pytest.mark.parametrize("epochs, steps, warmup", [(5, 4, 4), (1, 6, 3), (2, 1, 1)])
-def test_warmup_cosine_rises_over_the_first_epoch_then_falls_to_zero(epochs, steps, warmup):
+@pytest.mark.parametrize(
+    "epochs, steps, warmup, given",
+    [(5, 4, 4, None), (1, 6, 3, None), (2, 1, 1, None), (3, 4, 2, 2)],
+)
+def test_warmup_cosine_rises_over_the_first_epoch_then_falls_to_zero(epochs, steps, warmup, given):
     lr, total = 0.1, epochs * steps
-    schedule = warmup_cosine(lr, epochs, steps)
+    schedule = warmup_cosine(lr, epochs, steps, given)
     got = [float(schedule(t)) for t in range(total + 1)]
     want = [
         lr * t / warmup
