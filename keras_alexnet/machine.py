@@ -37,6 +37,8 @@ _CAPPED_OUT = {
 ONEDNN_DEFAULT_FEATURES = frozenset(
     {"avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16"}
 )
+# The CPU flags that compute bfloat16 dot products in hardware.
+BFLOAT16_FEATURES = frozenset({"amx_bf16", "avx512_bf16"})
 # The instruction sets that decide precision and speed, with the names reports print.
 REPORTED_FEATURES = (
     ("avx2", "AVX2"),
@@ -81,7 +83,7 @@ class CpuInfo:
         """Whether the CPU computes bfloat16 dot products in hardware (AMX-BF16 or
         AVX512_BF16); elsewhere TensorFlow emulates bfloat16 in float32, several times slower
         than float32 itself. A cap on oneDNN below those counts as not native."""
-        return bool({"amx_bf16", "avx512_bf16"} & self.kernel_features)
+        return bool(BFLOAT16_FEATURES & self.kernel_features)
 
     @property
     def onednn_by_default(self) -> bool:

@@ -126,8 +126,8 @@ def _cpu_choice(
         return PrecisionChoice(
             requested,
             "float32",
-            f"{hardware} has no native bfloat16 (neither AMX-BF16 nor AVX512_BF16), so "
-            "bfloat16 would be emulated and slower than float32",
+            f"{hardware} {_without_bfloat16(cpu)}, so bfloat16 would be emulated and slower "
+            "than float32",
         )
     if requested == "mixed_bfloat16" and native:
         return PrecisionChoice(requested, requested, f"as asked; {hardware} computes bfloat16")
@@ -139,7 +139,7 @@ def _cpu_choice(
             if math.isfinite(ratio)
             else "and a probe could not even run a bfloat16 convolution here"
         )
-        emulated = "has no native bfloat16 (neither AMX-BF16 nor AVX512_BF16)"
+        emulated = _without_bfloat16(cpu)
     else:
         slowdown = "usually several times slower than float32"
         emulated = "computes float16 in software"
@@ -148,6 +148,14 @@ def _cpu_choice(
         "Use --mixed_precision=auto (float32 on this CPU) unless you are testing the policy."
     )
     return PrecisionChoice(requested, requested, f"as asked, on {hardware}", warning)
+
+
+def _without_bfloat16(cpu: machine.CpuInfo) -> str:
+    """Why `cpu` computes no bfloat16 in hardware: it lacks the instructions, or has them and
+    oneDNN is capped below them."""
+    if machine.BFLOAT16_FEATURES & cpu.features:
+        return f"has bfloat16 instructions that oneDNN may not use ({cpu.onednn_cap} cap)"
+    return "has no native bfloat16 (neither AMX-BF16 nor AVX512_BF16)"
 
 
 def _gpu_capabilities() -> list[tuple[int, int]]:

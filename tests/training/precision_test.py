@@ -57,6 +57,20 @@ def test_reasons_name_the_hardware():
     assert "compute capability 6.1" in gpu.reason and "7.0" in gpu.reason
 
 
+def test_a_cap_below_bfloat16_chooses_float32_and_says_the_cap_not_the_cpu_is_why():
+    capped = CpuInfo(
+        "AMD EPYC 9B14", 2, frozenset({"avx2", "avx512f", "avx512_bf16"}), "x86_64", "AVX2"
+    )
+    choice = precision.choose_precision("auto", CPU0, cpu=capped, gpu_capabilities=[])
+    assert choice.policy == "float32"
+    assert "AVX512_BF16 yes" in choice.reason and "no native bfloat16" not in choice.reason
+    assert "bfloat16 instructions that oneDNN may not use (AVX2 cap)" in choice.reason
+    asked = precision.choose_precision(
+        "mixed_bfloat16", CPU0, cpu=capped, gpu_capabilities=[], measure_slowdown=lambda: 5.0
+    )
+    assert "may not use (AVX2 cap)" in asked.warning and "5.0x slower" in asked.warning
+
+
 def test_explicit_bfloat16_on_an_emulating_cpu_warns_with_the_measured_slowdown():
     choice = precision.choose_precision(
         "mixed_bfloat16", CPU0, cpu=AVX2, gpu_capabilities=[], measure_slowdown=lambda: 6.25
