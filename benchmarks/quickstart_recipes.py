@@ -58,7 +58,7 @@ def _schedule(rate: float, name: str):
 
 
 def _optimizer(spec: str):
-    from keras_alexnet.training.gradient_centralization import CentralizedAdam, CentralizedSGD
+    from keras_alexnet.gradient_centralization import CentralizedAdam, CentralizedSGD
 
     name, rate, *schedule = spec.split(":")
     learning_rate = _schedule(float(rate), (schedule or ["constant"])[0])

@@ -14,7 +14,9 @@ from keras_alexnet import native_logs  # noqa: E402
 # TensorFlow loads here. A script that asked for a quiet start (native_logs.QUIET_ENV) gets
 # TensorFlow's start-up lines, and those of its first device probe, kept off the screen.
 with native_logs.startup_lines_hidden(native_logs.quiet_requested()):
-    from keras_alexnet import layers  # noqa: E402
+    # (gradient_centralization: imported so that its optimizers, in the .keras files of runs
+    # that used them, load as the layers do)
+    from keras_alexnet import gradient_centralization, layers  # noqa: E402, F401
     from keras_alexnet.alexnet import (  # noqa: E402
         AlexNet,
         decode_predictions,

@@ -22,6 +22,7 @@ import keras
 import tensorflow as tf
 
 from keras_alexnet.alexnet import AlexNet
+from keras_alexnet.gradient_centralization import CentralizedAdam, CentralizedSGD
 from keras_alexnet.training import fine_tuning
 from keras_alexnet.training.config import (
     PAPER_LEARNING_RATE,
@@ -30,7 +31,6 @@ from keras_alexnet.training.config import (
     SettingsError,
     TrainConfig,
 )
-from keras_alexnet.training.gradient_centralization import CentralizedAdam, CentralizedSGD
 from keras_alexnet.training.setup import TrainingSetup
 
 

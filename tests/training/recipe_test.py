@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from keras_alexnet import AlexNet
+from keras_alexnet.gradient_centralization import CentralizedAdam
 from keras_alexnet.training.config import TrainConfig
-from keras_alexnet.training.gradient_centralization import CentralizedAdam
 from keras_alexnet.training.recipe import (
     apply_weight_decay,
     make_optimizer,
