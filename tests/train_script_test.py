@@ -120,8 +120,12 @@ def test_quickstart_recipe_end_to_end(tmp_path, shapes_data_dir):
     served = tf.saved_model.load(str(export)).signatures["predict_images"]
     x = np.random.default_rng(0).uniform(0, 255, (2, 227, 227, 3)).astype("float32")
     want = model(x - np.float32(IMAGENET_STATS.mean_rgb)).numpy()
-    # mixed_bfloat16: graph and eager kernels round differently
-    np.testing.assert_allclose(served(images=x)["probabilities"].numpy(), want, atol=2e-3)
+    got = served(images=x)["probabilities"].numpy()
+    # mixed_bfloat16: graph and eager kernels round differently, and bfloat16 keeps 8 bits of
+    # mantissa (a logit of about 5 moves by 0.02 in one rounding step): seen 2.9e-3 apart on
+    # an AMD EPYC Zen 4 with AVX512_BF16, within 2e-3 on other machines.
+    atol = 1e-2 if policy == "mixed_bfloat16" else 2e-3
+    np.testing.assert_allclose(got, want, atol=atol)
 
 
 def _as_from_a_terminal():
