@@ -225,9 +225,10 @@ def test_predict_script_on_a_saved_model_of_another_kind_is_one_line(tmp_path):
     assert "takes ['x']" in errors[0] and "Traceback" not in result.stderr
 
 
-def test_serving_default_answers_or_refuses_with_invalid_argument(exported):
+@pytest.mark.parametrize("signature", ["serving_default", "ten_crop"])
+def test_image_signatures_answer_or_refuse_with_invalid_argument(exported, signature):
     _, loaded = exported
-    serve = loaded.signatures["serving_default"]
+    serve = loaded.signatures[signature]
     peak = _peak_kb()
     for name, data in CASES:
         start = time.perf_counter()
@@ -244,9 +245,10 @@ def test_serving_default_answers_or_refuses_with_invalid_argument(exported):
     assert _peak_kb() - peak < MAX_GROWTH_KB
 
 
-def test_serving_default_names_the_bad_image_of_a_batch(exported):
+@pytest.mark.parametrize("signature", ["serving_default", "ten_crop"])
+def test_image_signatures_name_the_bad_image_of_a_batch(exported, signature):
     _, loaded = exported
-    serve = loaded.signatures["serving_default"]
+    serve = loaded.signatures[signature]
     good = valid_images(np.random.default_rng(1))["jpeg"]
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"image_bytes\[2\] must be"):
         serve(image_bytes=tf.constant([good, good, os.urandom(100), good]))

@@ -19,6 +19,9 @@ RESIZE_SIZE = 256
 CROP_SIZE = 227
 # Paper 4.1: PCA colour augmentation with a_i drawn from N(0, 0.1).
 PCA_ALPHA_STDDEV = 0.1
+# Paper 4.1, at test time: the four corner patches and the centre patch, and their
+# reflections; the network's softmax outputs on the ten are averaged.
+TEN_CROP_VIEWS = 10
 
 
 def central_square(image: tf.Tensor) -> tf.Tensor:

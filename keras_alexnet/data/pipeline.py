@@ -67,11 +67,18 @@ def eval_view(
     return tf.ensure_shape(augment.subtract_mean(image, _tensors(stats)[0]), (227, 227, 3))
 
 
-def ten_crop_view(encoded: tf.Tensor, stats: ColorStats) -> tf.Tensor:
-    """The paper's ten test views of an encoded image: float32 (10, 227, 227, 3)."""
-    image = _square_256(encoded)
+def ten_crop_view(
+    encoded: tf.Tensor,
+    stats: ColorStats,
+    max_pixels: int = decode.DEFAULT_MAX_PIXELS,
+    what: str | tf.Tensor = "image",
+) -> tf.Tensor:
+    """The paper's ten test views of an encoded JPEG or PNG of at most `max_pixels` pixels,
+    mean subtracted: float32 (10, 227, 227, 3). A refusal names the input `what`."""
+    image = _square_256(encoded, max_pixels, what)
     crops = augment.ten_crop(image)
-    return tf.ensure_shape(augment.subtract_mean(crops, _tensors(stats)[0]), (10, 227, 227, 3))
+    views = augment.subtract_mean(crops, _tensors(stats)[0])
+    return tf.ensure_shape(views, (augment.TEN_CROP_VIEWS, 227, 227, 3))
 
 
 def _options() -> tf.data.Options:

@@ -1,17 +1,21 @@
 """Export for TF Serving: `<export_dir>/<integer version>/`, written atomically.
 
-The SavedModel has two signatures (the contract README documents):
+The SavedModel has three signatures (the contract README documents):
 
 - `serving_default`: `image_bytes`, tf.string [None], encoded JPEG or PNG images, decoded,
   resized and centre-cropped inside the graph exactly as evaluation does it
   (`data.pipeline.eval_view`: central square -> 256x256 -> central 227x227 -> minus the mean);
+- `ten_crop`: the same `image_bytes`, each classified as the paper does at test time (section
+  4.1): the softmax averaged over ten views (`data.pipeline.ten_crop_view`: the four corner
+  227x227 patches, the centre one, and their mirrors). Ten times the work per image, and at
+  most `MAX_TEN_CROP_IMAGES` images per request; `scripts/predict.py` uses it;
 - `predict_images`: `images`, float32 [None, 227, 227, 3], RGB on the 0..255 scale.
 
-Both return `probabilities` [None, classes] float32, `classes` [None, 5] int32 (the top 5,
-best first), `scores` [None, 5] float32 and `labels` [None, 5] string: the class names
-travel inside the SavedModel. `serving_default` takes JPEG and PNG only, of at most
-`max_pixels` pixels (read from the header before decoding): anything else fails the request
-with InvalidArgument naming the image's index, e.g. "image_bytes[2] must be an encoded JPEG
+All three return `probabilities` [None, classes] float32, `classes` [None, 5] int32 (the top
+5, best first), `scores` [None, 5] float32 and `labels` [None, 5] string: the class names
+travel inside the SavedModel. `serving_default` and `ten_crop` take JPEG and PNG only, of at
+most `max_pixels` pixels (read from the header before decoding): anything else fails the
+request with InvalidArgument naming the image's index, e.g. "image_bytes[2] must be an encoded JPEG
 or PNG image; received 1000 bytes starting with [71 73 70 56 57 97 1 0]" (TF Serving answers
 HTTP 400). A batch with one bad image fails whole: TensorFlow's decoders cannot fail for one
 element and go on, so a per-image status could only cover what the header shows. `assets.extra/`
@@ -37,7 +41,7 @@ import tensorflow as tf
 
 from keras_alexnet import files, machine, model_card
 from keras_alexnet.alexnet import DEFAULT_SIZE
-from keras_alexnet.data import decode, pipeline
+from keras_alexnet.data import augment, decode, pipeline
 from keras_alexnet.data.stats import IMAGENET_STATS, ColorStats, check_stats
 from keras_alexnet.serving import portable_export
 
@@ -47,6 +51,11 @@ TOP_K = 5
 # 4.45 GB. 128 (the paper's batch size) bounds a request to about 0.3 GB. (`predict_images`
 # is not bounded: its memory is what the client sent, and evaluation's ten-crop sends 320.)
 MAX_IMAGES_PER_REQUEST = 128
+# `ten_crop` runs the network on ten views of each image: the same bound on the views.
+MAX_TEN_CROP_IMAGES = MAX_IMAGES_PER_REQUEST // augment.TEN_CROP_VIEWS
+# The signatures that take encoded images: the centre crop, and the paper's ten views.
+SERVING_DEFAULT = "serving_default"
+TEN_CROP = "ten_crop"
 
 
 def version_directories(export_dir: str) -> list[tuple[int, str]]:
@@ -92,9 +101,9 @@ def serving_archive(
     stats: ColorStats = IMAGENET_STATS,
     max_pixels: int = decode.DEFAULT_MAX_PIXELS,
 ) -> keras.export.ExportArchive:
-    """The `ExportArchive` with the two signatures, for a model trained on inputs from the
-    pipeline with `stats` (its mean is subtracted inside the graph); `serving_default` refuses
-    images of more than `max_pixels` pixels."""
+    """The `ExportArchive` with the three signatures, for a model trained on inputs from the
+    pipeline with `stats` (its mean is subtracted inside the graph); `serving_default` and
+    `ten_crop` refuse images of more than `max_pixels` pixels."""
     check_stats(stats, "The stats given to the export")
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
         raise ValueError(f"max_pixels must be a positive integer; received {max_pixels!r}.")
@@ -134,35 +143,54 @@ def serving_archive(
         probabilities = tf.cast(model(images - mean, training=False), tf.float32)
         return outputs(probabilities)
 
-    def one_image(index_and_encoded):
-        index, encoded = index_and_encoded
-        what = tf.strings.format("image_bytes[{}]", index)  # checked before any decoder
-        return pipeline.eval_view(encoded, stats, max_pixels, what)
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-    def serving_default(image_bytes):
+    def decoded(image_bytes, view, view_shape, limit):
+        """`view` of each encoded image (at most `limit` of them), refusals naming its index."""
         count = tf.shape(image_bytes)[0]
         bounded = tf.debugging.Assert(
-            count <= MAX_IMAGES_PER_REQUEST,
+            count <= limit,
             [
                 tf.strings.format(
                     "image_bytes holds {} images, more than the limit of {} per request: send "
                     "them in several requests.",
-                    (count, MAX_IMAGES_PER_REQUEST),
+                    (count, limit),
                 )
             ],
         )
         with tf.control_dependencies([bounded]):
             indices = tf.range(count)
-        images = tf.map_fn(
-            one_image,
-            (indices, image_bytes),
-            fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
+
+        def one_image(index_and_encoded):
+            index, encoded = index_and_encoded
+            what = tf.strings.format("image_bytes[{}]", index)  # checked before any decoder
+            return view(encoded, stats, max_pixels, what)
+
+        return tf.map_fn(
+            one_image, (indices, image_bytes), fn_output_signature=tf.TensorSpec(view_shape)
         )
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def serving_default(image_bytes):
+        images = decoded(image_bytes, pipeline.eval_view, [size, size, 3], MAX_IMAGES_PER_REQUEST)
         probabilities = tf.cast(model(images, training=False), tf.float32)
         return outputs(probabilities)
 
-    archive.add_endpoint("serving_default", serving_default)
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def ten_crop(image_bytes):
+        views_per_image = augment.TEN_CROP_VIEWS
+        views = decoded(
+            image_bytes,
+            pipeline.ten_crop_view,
+            [views_per_image, size, size, 3],
+            MAX_TEN_CROP_IMAGES,
+        )
+        probabilities = model(tf.reshape(views, [-1, size, size, 3]), training=False)
+        probabilities = tf.reshape(
+            tf.cast(probabilities, tf.float32), [-1, views_per_image, classes]
+        )
+        return outputs(tf.reduce_mean(probabilities, axis=1))
+
+    archive.add_endpoint(SERVING_DEFAULT, serving_default)
+    archive.add_endpoint(TEN_CROP, ten_crop)
     archive.add_endpoint("predict_images", predict_images)
     return archive
 
@@ -177,19 +205,23 @@ def warmup_images(count: int) -> list[bytes]:
     return images
 
 
-def write_warmup_requests(saved_model_dir: str, batch_sizes: Sequence[int] = (1, 8)) -> str:
-    """Writes `assets.extra/tf_serving_warmup_requests`: one `PredictionLog` per batch size,
-    a `serving_default` request of synthetic JPEGs, which TF Serving runs before it serves
-    the version (so the first real request does not pay for tracing and allocation)."""
+# The warmup requests: (signature, images) of synthetic JPEGs.
+WARMUP_REQUESTS = ((SERVING_DEFAULT, 1), (SERVING_DEFAULT, 8), (TEN_CROP, 1))
+
+
+def write_warmup_requests(saved_model_dir: str) -> str:
+    """Writes `assets.extra/tf_serving_warmup_requests`: a `PredictionLog` per request of
+    `WARMUP_REQUESTS`, which TF Serving runs before it serves the version (so the first real
+    request does not pay for tracing and allocation)."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     directory = os.path.join(saved_model_dir, "assets.extra")
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, "tf_serving_warmup_requests")
     with tf.io.TFRecordWriter(path) as writer:
-        for batch_size in batch_sizes:
+        for signature, batch_size in WARMUP_REQUESTS:
             request = predict_pb2.PredictRequest(
-                model_spec=model_pb2.ModelSpec(signature_name="serving_default")
+                model_spec=model_pb2.ModelSpec(signature_name=signature)
             )
             request.inputs["image_bytes"].CopyFrom(
                 tf.make_tensor_proto(warmup_images(batch_size), dtype=tf.string)

@@ -2,7 +2,10 @@
 through TF Serving (REST or gRPC).
 
 `load_classifier(path)` returns a function from encoded JPEG/PNG bytes to the top 5
-(label, score) pairs; `scripts/predict.py` is its command line.
+(label, score) pairs; `scripts/predict.py` is its command line. By default a picture is
+classified as the paper classifies at test time (section 4.1): the softmax averaged over ten
+views, the export's `ten_crop` signature; `crops="center"` takes the centre view alone, the
+export's `serving_default`.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import numpy as np
 import tensorflow as tf
 
 from keras_alexnet.data import decode
-from keras_alexnet.serving.export import TOP_K
+from keras_alexnet.serving.export import SERVING_DEFAULT, TEN_CROP, TOP_K
 from keras_alexnet.serving.trained_model import SAVED_MODEL, TrainedModel, load_trained_model
 
 Classifier = Callable[[bytes], list[tuple[str, float]]]
+# What `crops` may be, and the export signature that classifies so.
+CROPS = {"center": SERVING_DEFAULT, "ten": TEN_CROP}
 
 
 def _not_an_image(error: tf.errors.InvalidArgumentError) -> ValueError:
@@ -33,9 +38,19 @@ def _not_an_image(error: tf.errors.InvalidArgumentError) -> ValueError:
     return ValueError(f"not a JPEG or PNG image that can be decoded ({first_line[:200]})")
 
 
-def _serving_signature(trained: TrainedModel):
-    """The export's `serving_default`, or a ValueError saying what the SavedModel is instead."""
-    serve = trained.saved_model.signatures.get("serving_default")
+def _no_ten_crop(model: str) -> UnusableModel:
+    return UnusableModel(
+        f"{model} has no {TEN_CROP} signature: it was exported by a keras_alexnet without the "
+        "paper's ten-crop prediction. Classify with --crops=center (its serving_default), or "
+        "export the model again with scripts/export.py."
+    )
+
+
+def _serving_signature(trained: TrainedModel, name: str):
+    """The export's signature `name` (`SERVING_DEFAULT` or `TEN_CROP`), or a ValueError saying
+    what the SavedModel is instead."""
+    signatures = trained.saved_model.signatures
+    serve = signatures.get(SERVING_DEFAULT)
     inputs = serve.structured_input_signature[1] if serve is not None else {}
     outputs = serve.structured_outputs if serve is not None else {}
     spec = inputs.get("image_bytes")
@@ -46,11 +61,13 @@ def _serving_signature(trained: TrainedModel):
             f"scores; it takes {sorted(inputs)} and returns {sorted(outputs)}. Export a model "
             "with `python scripts/export.py`."
         )
-    return serve
+    if name not in signatures:
+        raise _no_ten_crop(repr(trained.path))
+    return signatures[name]
 
 
-def _saved_model_classifier(trained: TrainedModel) -> Classifier:
-    serve = _serving_signature(trained)
+def _saved_model_classifier(trained: TrainedModel, signature: str) -> Classifier:
+    serve = _serving_signature(trained, signature)
 
     def classify(encoded: bytes):
         try:
@@ -92,7 +109,9 @@ def read_image_file(path: str) -> bytes:
         raise ValueError(f"cannot read it ({error.strerror or error})") from None
 
 
-def _keras_classifier(trained: TrainedModel) -> Classifier:
+def _keras_classifier(trained: TrainedModel, signature: str) -> Classifier:
+    """The export's `signature` computed from a Keras model: the centre view, or the mean
+    softmax of the ten views."""
     from keras_alexnet.data import pipeline
 
     model, names, stats = trained.model, trained.labels(), trained.stats
@@ -100,34 +119,59 @@ def _keras_classifier(trained: TrainedModel) -> Classifier:
 
     def classify(encoded: bytes):
         try:
-            image = pipeline.eval_view(tf.constant(encoded), stats)
+            if signature == TEN_CROP:
+                views = pipeline.ten_crop_view(tf.constant(encoded), stats)
+            else:
+                views = pipeline.eval_view(tf.constant(encoded), stats)[None]
         except tf.errors.InvalidArgumentError as error:
             raise _not_an_image(error) from None
-        probabilities = np.asarray(model(image[None], training=False))[0]
+        probabilities = np.asarray(model(views, training=False), np.float32).mean(axis=0)
         top = np.argsort(-probabilities)[:k]
         return [(names[i], float(probabilities[i])) for i in top]
 
     return classify
 
 
-def classifier_of(trained: TrainedModel) -> Classifier:
+def _signature(crops: str) -> str:
+    """The export signature that classifies with `crops` ("center" or "ten")."""
+    if crops not in CROPS:
+        raise ValueError(f"crops must be one of {sorted(CROPS)}; received {crops!r}.")
+    return CROPS[crops]
+
+
+def classifier_of(trained: TrainedModel, crops: str = "ten") -> Classifier:
     """A function from encoded image bytes to `trained`'s top 5 `(label, score)`, best
-    first. A model whose classes nothing names labels them "class <i>"."""
+    first, from the centre view (`crops="center"`) or, as the paper predicts (section 4.1),
+    from the softmax averaged over ten views (`crops="ten"`). A model whose classes nothing
+    names labels them "class <i>"."""
+    signature = _signature(crops)
     if trained.kind == SAVED_MODEL:
-        return _saved_model_classifier(trained)
-    return _keras_classifier(trained)
+        return _saved_model_classifier(trained, signature)
+    return _keras_classifier(trained, signature)
 
 
 def load_classifier(
-    path: str, class_names_file: str | None = None, stats_file: str | None = None
+    path: str,
+    class_names_file: str | None = None,
+    stats_file: str | None = None,
+    crops: str = "ten",
 ) -> Classifier:
     """`classifier_of` the model at `path` (see `trained_model.load_trained_model` for what
     `path` may be, and the files that go with it)."""
-    return classifier_of(load_trained_model(path, class_names_file, stats_file))
+    return classifier_of(load_trained_model(path, class_names_file, stats_file), crops)
 
 
-def _unreachable(address: str, error) -> ValueError:
-    return ValueError(f"cannot reach TF Serving at {address} ({error}); is the server running?")
+class UnusableModel(ValueError):
+    """No image can be classified: TF Serving cannot be reached, or the model lacks the
+    signature asked for. (Every other image would fail the same way.)"""
+
+
+def _unreachable(address: str, error) -> UnusableModel:
+    return UnusableModel(f"cannot reach TF Serving at {address} ({error}); is the server running?")
+
+
+# TF Serving's words for a request naming a signature the model does not have.
+_UNKNOWN_SIGNATURE = "not found in signature def"
 
 
 # A REST answer for one image holds its probabilities and top 5: 20 KB at 1000 classes. A
@@ -171,10 +215,13 @@ def _top_of_reply(reply, address: str) -> list[tuple[str, float]]:
         ) from None
 
 
-def rest_classifier(address: str, model_name: str = "alexnet", timeout: float = 30.0):
+def rest_classifier(
+    address: str, model_name: str = "alexnet", timeout: float = 30.0, crops: str = "ten"
+):
     """Classifies through TF Serving's REST API (`POST /v1/models/<name>:predict`, the image
-    as base64 JSON) at `address` ("host:port", the server's --rest_api_port). `timeout`
-    bounds each request in all, its answer included."""
+    as base64 JSON) at `address` ("host:port", the server's --rest_api_port), with the
+    export's signature for `crops` (see `classifier_of`). `timeout` bounds each request in
+    all, its answer included."""
     import base64
     import json
     import time
@@ -182,10 +229,11 @@ def rest_classifier(address: str, model_name: str = "alexnet", timeout: float = 
     import urllib.request
 
     url = f"http://{address}/v1/models/{model_name}:predict"
+    signature = _signature(crops)
 
     def classify(encoded: bytes):
         body = {
-            "signature_name": "serving_default",
+            "signature_name": signature,
             "instances": [{"image_bytes": {"b64": base64.b64encode(encoded).decode("ascii")}}],
         }
         request = urllib.request.Request(
@@ -197,6 +245,8 @@ def rest_classifier(address: str, model_name: str = "alexnet", timeout: float = 
                 body = _read_reply(response, address, deadline)
         except urllib.error.HTTPError as error:
             message = error.read().decode("utf-8", "replace")
+            if error.code == 400 and _UNKNOWN_SIGNATURE in message:
+                raise _no_ten_crop(f"The model {model_name!r} at {address}") from None
             if error.code == 400:
                 raise ValueError(
                     f"not a JPEG or PNG image the server can decode ({message[:200]})"
@@ -233,9 +283,11 @@ def _top_of_grpc_reply(reply, address: str) -> list[tuple[str, float]]:
         ) from None
 
 
-def grpc_classifier(address: str, model_name: str = "alexnet", timeout: float = 30.0):
+def grpc_classifier(
+    address: str, model_name: str = "alexnet", timeout: float = 30.0, crops: str = "ten"
+):
     """Classifies through TF Serving's gRPC API (`PredictionService/Predict`) at `address`
-    ("host:port", the server's --port)."""
+    ("host:port", the server's --port), with the export's signature for `crops`."""
     import grpc
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
@@ -244,15 +296,18 @@ def grpc_classifier(address: str, model_name: str = "alexnet", timeout: float = 
         address, options=[("grpc.max_receive_message_length", MAX_REPLY_BYTES)]
     )
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    signature = _signature(crops)
 
     def classify(encoded: bytes):
         request = predict_pb2.PredictRequest()
         request.model_spec.name = model_name
-        request.model_spec.signature_name = "serving_default"
+        request.model_spec.signature_name = signature
         request.inputs["image_bytes"].CopyFrom(tf.make_tensor_proto([encoded], dtype=tf.string))
         try:
             reply = stub.Predict(request, timeout=timeout)
         except grpc.RpcError as error:
+            if _UNKNOWN_SIGNATURE in (error.details() or ""):
+                raise _no_ten_crop(f"The model {model_name!r} at {address}") from None
             if error.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise ValueError(
                     f"not a JPEG or PNG image the server can decode ({error.details()[:200]})"
@@ -279,15 +334,17 @@ def make_classifier(
     model: str | None = None,
     class_names_file: str | None = None,
     stats_file: str | None = None,
+    crops: str = "ten",
 ) -> Classifier:
     """The classifier `scripts/predict.py` asks: TF Serving at `server` ("host:port", over
     `protocol` "rest" or "grpc", the model named `model_name` there), or without a server the
-    trained model at `model` (`load_classifier`)."""
+    trained model at `model` (`load_classifier`); with the centre view or the paper's ten
+    (`crops`, see `classifier_of`)."""
     if server and protocol == "grpc":
-        return grpc_classifier(server, model_name)
+        return grpc_classifier(server, model_name, crops=crops)
     if server:
-        return rest_classifier(server, model_name)
-    return load_classifier(model, class_names_file, stats_file)
+        return rest_classifier(server, model_name, crops=crops)
+    return load_classifier(model, class_names_file, stats_file, crops)
 
 
 def unusable_image_files(paths: Sequence[str]) -> dict[str, str]:
@@ -308,14 +365,15 @@ def classify_files(classify: Classifier, paths: Sequence[str], skip=()):
     for a file that cannot be read or classified.
 
     Raises:
-        ValueError: TF Serving cannot be reached (the other files would fail the same way).
+        UnusableModel: no file can be classified (TF Serving cannot be reached, or the model
+            lacks the signature for the crops asked for).
     """
     for path in paths:
         if path in skip:
             continue
         try:
             yield path, classify(read_image_file(path)), None
+        except UnusableModel:
+            raise
         except ValueError as error:
-            if str(error).startswith("cannot reach"):
-                raise
             yield path, None, str(error)

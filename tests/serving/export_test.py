@@ -71,6 +71,52 @@ def test_predict_images_subtracts_the_training_mean(exported):
     assert sorted(out) == ["classes", "labels", "probabilities", "scores"]
 
 
+def _ten_views(image: np.ndarray) -> np.ndarray:
+    """Paper 4.1's ten 227x227 views of a 256x256 image, cut by hand: the corners, the centre
+    (offset (256 - 227) // 2 = 14), then the five mirrored left-right."""
+    corners = [image[t : t + 227, s : s + 227] for t, s in ((0, 0), (0, 29), (29, 0), (29, 29))]
+    crops = np.stack([*corners, image[14:241, 14:241]])
+    return np.concatenate([crops, crops[:, :, ::-1]])
+
+
+def test_ten_crop_averages_the_softmax_over_the_papers_ten_views(exported):
+    model, _, _, served = exported
+    rng = np.random.default_rng(4)
+    # 256x256 PNGs: no resize, no JPEG loss, so the views are the pixels cut by hand.
+    pixels = rng.integers(0, 256, (2, 256, 256, 3), dtype=np.uint8)
+    out = served.signatures["ten_crop"](image_bytes=tf.constant([encode(p, "PNG") for p in pixels]))
+    want = np.stack(
+        [
+            model(_ten_views(p.astype(np.float32)) - np.float32(STATS.mean_rgb), training=False)
+            .numpy()
+            .mean(axis=0)
+            for p in pixels
+        ]
+    )
+    np.testing.assert_allclose(out["probabilities"].numpy(), want, atol=1e-5)
+    order = np.argsort(-want, axis=1)
+    np.testing.assert_array_equal(out["classes"].numpy(), order)
+    labels = [[name.decode() for name in row] for row in out["labels"].numpy()]
+    assert labels == [[CLASS_NAMES[i] for i in row] for row in order]
+    centre = model(pixels[:, 14:241, 14:241] - np.float32(STATS.mean_rgb), training=False)
+    assert not np.allclose(want, centre.numpy(), atol=1e-5)  # the test can tell them apart
+
+
+def test_ten_crop_refuses_what_serving_default_refuses_and_more_than_12_images(exported):
+    served = exported[3]
+    tiny = encode(np.zeros((2, 2, 3), np.uint8))
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match=r"image_bytes\[1\] must be an encoded"
+    ):
+        served.signatures["ten_crop"](image_bytes=tf.constant([tiny, b"<html>not an image"]))
+    assert export.MAX_TEN_CROP_IMAGES == 12
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match="image_bytes holds 13 images, more than the limit of 12 per request",
+    ):
+        served.signatures["ten_crop"](image_bytes=tf.constant([tiny] * 13))
+
+
 def test_bytes_that_are_not_an_image_are_an_invalid_argument(exported):
     served = exported[3]
     with pytest.raises(tf.errors.InvalidArgumentError, match="JPEG or PNG"):
@@ -149,16 +195,16 @@ def test_warmup_requests_parse_and_run_through_the_signature(exported):
 
     _, _, path, served = exported
     records = os.path.join(path, "assets.extra", "tf_serving_warmup_requests")
-    sizes = []
+    requests = []
     for record in tf.data.TFRecordDataset(records):
         log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
         request = log.predict_log.request
-        assert request.model_spec.signature_name == "serving_default"
+        signature = request.model_spec.signature_name
         images = tf.make_ndarray(request.inputs["image_bytes"])
-        out = served.signatures["serving_default"](image_bytes=tf.constant(images))
+        out = served.signatures[signature](image_bytes=tf.constant(images))
         assert out["probabilities"].shape == (len(images), 3)
-        sizes.append(len(images))
-    assert sizes == [1, 8]
+        requests.append((signature, len(images)))
+    assert requests == [("serving_default", 1), ("serving_default", 8), ("ten_crop", 1)]
 
 
 def test_saved_model_cli_lists_the_contract(exported):
@@ -176,10 +222,15 @@ def test_saved_model_cli_lists_the_contract(exported):
     assert "inputs['image_bytes'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)" in (
         serving
     )
+    ten_crop = text[text.index("signature_def['ten_crop']") :]
+    ten_crop = ten_crop[: ten_crop.index("Method name")]
+    assert "inputs['image_bytes'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)" in (
+        ten_crop
+    )
     predict = text[text.index("signature_def['predict_images']") :]
     predict = predict[: predict.index("Method name")]
     assert "dtype: DT_FLOAT\n        shape: (-1, 227, 227, 3)" in predict
-    for block in (serving, predict):
+    for block in (serving, ten_crop, predict):
         for name, dtype, shape in (
             ("probabilities", "DT_FLOAT", "(-1, 3)"),
             ("classes", "DT_INT32", "(-1, 3)"),

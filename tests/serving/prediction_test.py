@@ -29,28 +29,74 @@ def trained(tmp_path_factory):
     return model, root
 
 
-def _expected(model, path):
+@pytest.fixture(scope="module")
+def old_export(trained, tmp_path_factory):
+    """The model exported as keras_alexnet exported before the ten_crop signature."""
+    archive_class = type(keras.export.ExportArchive())  # (the backend's class)
+    real = archive_class.add_endpoint
+
+    def all_but_ten_crop(archive, name, *args, **kwargs):
+        if name != "ten_crop":
+            real(archive, name, *args, **kwargs)
+
+    root = tmp_path_factory.mktemp("old")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(archive_class, "add_endpoint", all_but_ten_crop)
+        export_saved_model(trained[0], str(root / "export"), NAMES)
+    return root / "export"
+
+
+def _expected(model, path, crops="ten"):
+    """The labels best first, and their scores: the centre view's softmax, or the mean of the
+    ten views' (each view as `pipeline` cuts it; the export test checks those cuts)."""
     with open(path, "rb") as f:
-        view = pipeline.eval_view(tf.constant(f.read()), IMAGENET_STATS)
-    probabilities = model(view[None], training=False).numpy()[0]
+        encoded = tf.constant(f.read())
+    if crops == "ten":
+        views = pipeline.ten_crop_view(encoded, IMAGENET_STATS)
+    else:
+        views = pipeline.eval_view(encoded, IMAGENET_STATS)[None]
+    probabilities = model(views, training=False).numpy().mean(axis=0)
     order = np.argsort(-probabilities)
     return [NAMES[i] for i in order], probabilities[order]
 
 
+def _assert_classifies_like(classify, model, crops):
+    for example in EXAMPLES:
+        labels, scores = zip(*classify(open(example, "rb").read()), strict=True)
+        want_labels, want_scores = _expected(model, example, crops)
+        assert list(labels) == want_labels
+        np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+
+
+@pytest.mark.parametrize("crops", ["ten", "center"])
 @pytest.mark.parametrize("kind", ["export base dir", "version dir", ".keras"])
-def test_classifiers_agree_with_the_model(trained, kind):
+def test_classifiers_agree_with_the_model(trained, kind, crops):
     model, root = trained
     path = {
         "export base dir": root / "export",
         "version dir": root / "export" / "1",
         ".keras": root / "model.keras",
     }[kind]
-    classify = load_classifier(str(path), class_names_file=str(root / "names.txt"))
-    for example in EXAMPLES:
-        labels, scores = zip(*classify(open(example, "rb").read()), strict=True)
-        want_labels, want_scores = _expected(model, example)
-        assert list(labels) == want_labels
-        np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+    classify = load_classifier(str(path), class_names_file=str(root / "names.txt"), crops=crops)
+    _assert_classifies_like(classify, model, crops)
+
+
+def test_ten_crops_are_the_default_and_differ_from_the_centre(trained):
+    model, root = trained
+    default = load_classifier(str(root / "export"))
+    _assert_classifies_like(default, model, "ten")
+    ten, centre = _expected(model, EXAMPLES[0], "ten"), _expected(model, EXAMPLES[0], "center")
+    assert not np.allclose(ten[1], centre[1], atol=1e-4)  # so the comparisons above can fail
+    with pytest.raises(
+        ValueError, match=r"crops must be one of \['center', 'ten'\]; received 'five'"
+    ):
+        load_classifier(str(root / "export"), crops="five")
+
+
+def test_an_export_without_ten_crop_says_to_use_the_centre_or_export_again(trained, old_export):
+    with pytest.raises(ValueError, match=r"has no ten_crop signature.*--crops=center.*export"):
+        load_classifier(str(old_export))
+    _assert_classifies_like(load_classifier(str(old_export), crops="center"), trained[0], "center")
 
 
 def test_not_an_image_is_a_value_error(trained):
@@ -69,7 +115,7 @@ def test_a_path_that_is_no_model_says_how_to_make_one(tmp_path):
 
 
 def test_predict_script_prints_top_labels_and_one_line_errors(trained, tmp_path):
-    _, root = trained
+    model, root = trained
     garbage = tmp_path / "notes.jpg"
     garbage.write_bytes(b"these are not pixels")
     result = run_python(
@@ -84,10 +130,10 @@ def test_predict_script_prints_top_labels_and_one_line_errors(trained, tmp_path)
     assert result.returncode == 1
     lines = result.stdout.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == EXAMPLES
-    for line in lines:
-        assert sorted(label.split()[0] for label in line.split(": ")[1].split(", ")) == sorted(
-            NAMES
-        )
+    for line, example in zip(lines, EXAMPLES, strict=True):  # the ten crops', by default
+        labels, scores = _expected(model, example, "ten")
+        shown = ", ".join(f"{name} {score:.3f}" for name, score in zip(labels, scores, strict=True))
+        assert line == f"{example}: {shown}"
     errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
     assert errors == [
         f"ERROR: {tmp_path / 'missing.jpg'}: no such file",
@@ -108,23 +154,31 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def rest_server(trained):
-    """TF Serving's REST predict API (row format, HTTP 400 on a bad image) over the export."""
+def _unknown_signature(name):
+    """TF Serving's answer to a request for a signature the model lacks (InvalidArgument)."""
+    return f'Serving signature name: "{name}" not found in signature def'
+
+
+def _serve_rest(export):
+    """TF Serving's REST predict API (row format, HTTP 400 on a bad image or an unknown
+    signature) over the SavedModel version `export`; returns the server."""
     import base64
     import http.server
     import json
     import threading
 
-    signature = tf.saved_model.load(str(trained[1] / "export" / "1")).signatures["serving_default"]
+    signatures = tf.saved_model.load(str(export)).signatures
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self):
             assert self.path == "/v1/models/alexnet:predict"
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             images = [base64.b64decode(row["image_bytes"]["b64"]) for row in body["instances"]]
+            name = body.get("signature_name", "serving_default")
             try:
-                out = signature(image_bytes=tf.constant(images))
+                if name not in signatures:
+                    raise tf.errors.InvalidArgumentError(None, None, _unknown_signature(name))
+                out = signatures[name](image_bytes=tf.constant(images))
                 rows = [
                     {
                         "labels": [v.decode() for v in out["labels"].numpy()[i]],
@@ -146,25 +200,34 @@ def rest_server(trained):
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def rest_server(trained):
+    server = _serve_rest(trained[1] / "export" / "1")
     yield f"127.0.0.1:{server.server_address[1]}"
     server.shutdown()
 
 
-@pytest.fixture
-def grpc_server(trained):
-    """TF Serving's gRPC PredictionService over the export."""
+def _serve_grpc(export):
+    """TF Serving's gRPC PredictionService over the SavedModel version `export`; returns the
+    server and its port."""
     from concurrent import futures
 
     import grpc
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    signature = tf.saved_model.load(str(trained[1] / "export" / "1")).signatures["serving_default"]
+    signatures = tf.saved_model.load(str(export)).signatures
 
     class Service(prediction_service_pb2_grpc.PredictionServiceServicer):
         def Predict(self, request, context):
             images = tf.make_ndarray(request.inputs["image_bytes"])
+            name = request.model_spec.signature_name or "serving_default"
+            if name not in signatures:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, _unknown_signature(name))
             try:
-                out = signature(image_bytes=tf.constant(images))
+                out = signatures[name](image_bytes=tf.constant(images))
             except tf.errors.InvalidArgumentError as error:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.message)
             reply = predict_pb2.PredictResponse()
@@ -176,23 +239,57 @@ def grpc_server(trained):
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Service(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
+    return server, port
+
+
+@pytest.fixture
+def grpc_server(trained):
+    server, port = _serve_grpc(trained[1] / "export" / "1")
     yield f"127.0.0.1:{port}"
     server.stop(None)
 
 
+@pytest.mark.parametrize("crops", ["ten", "center"])
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
-def test_server_classifiers_agree_with_the_model(trained, rest_server, grpc_server, protocol):
+def test_server_classifiers_agree_with_the_model(
+    trained, rest_server, grpc_server, protocol, crops
+):
     from keras_alexnet.serving.prediction import grpc_classifier, rest_classifier
 
-    model = trained[0]
-    classify = rest_classifier(rest_server) if protocol == "rest" else grpc_classifier(grpc_server)
-    for example in EXAMPLES:
-        labels, scores = zip(*classify(open(example, "rb").read()), strict=True)
-        want_labels, want_scores = _expected(model, example)
-        assert list(labels) == want_labels
-        np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+    if protocol == "rest":
+        classify = rest_classifier(rest_server, crops=crops)
+    else:
+        classify = grpc_classifier(grpc_server, crops=crops)
+    _assert_classifies_like(classify, trained[0], crops)
     with pytest.raises(ValueError, match="not a JPEG or PNG image"):
         classify(b"plain text")
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_a_served_export_without_ten_crop_is_one_line_for_all_files(trained, old_export, protocol):
+    if protocol == "rest":
+        server = _serve_rest(old_export / "1")
+        address, stop = f"127.0.0.1:{server.server_address[1]}", server.shutdown
+    else:
+        server, port = _serve_grpc(old_export / "1")
+        address, stop = f"127.0.0.1:{port}", lambda: server.stop(None)
+    try:
+        command = ["scripts/predict.py", f"--server={address}", f"--protocol={protocol}"]
+        result = run_python([*command, *EXAMPLES])
+        assert result.returncode == 1
+        errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
+        assert errors == [
+            f"ERROR: The model 'alexnet' at {address} has no ten_crop signature: it was "
+            "exported by a keras_alexnet without the paper's ten-crop prediction. Classify "
+            "with --crops=center (its serving_default), or export the model again with "
+            "scripts/export.py."
+        ]
+        assert result.stdout == "" and "Traceback" not in result.stderr
+        result = run_python([*command, "--crops=center", *EXAMPLES])
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert [line.split(": ")[0] for line in result.stdout.splitlines()] == EXAMPLES
+    finally:
+        stop()
 
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
