@@ -26,6 +26,11 @@ Classifier = Callable[[bytes], list[tuple[str, float]]]
 CROPS = {"center": SERVING_DEFAULT, "ten": TEN_CROP}
 
 
+class UnusableModel(ValueError):
+    """No image can be classified: TF Serving cannot be reached, or the model lacks the
+    signature asked for. (Every other image would fail the same way.)"""
+
+
 def _not_an_image(error: tf.errors.InvalidArgumentError) -> ValueError:
     """One line for an image the model refused: the check's own words where it was one of
     `decode.check_encoded`'s (the same from a SavedModel and a .keras model), else the
@@ -159,11 +164,6 @@ def load_classifier(
     """`classifier_of` the model at `path` (see `trained_model.load_trained_model` for what
     `path` may be, and the files that go with it)."""
     return classifier_of(load_trained_model(path, class_names_file, stats_file), crops)
-
-
-class UnusableModel(ValueError):
-    """No image can be classified: TF Serving cannot be reached, or the model lacks the
-    signature asked for. (Every other image would fail the same way.)"""
 
 
 def _unreachable(address: str, error) -> UnusableModel:
