@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from keras_alexnet.data import pipeline
+from keras_alexnet.data import augment, pipeline
 from keras_alexnet.data.sources import Source
 from keras_alexnet.data.stats import ColorStats
 from keras_alexnet.serving.export import TOP_K
@@ -114,7 +114,11 @@ def evaluate(
             batch = tf.shape(views)[0]
             flat = tf.reshape(views, (-1, *views.shape[2:]))
             probabilities = np.mean(
-                [np.reshape(p(flat), (batch, 10, -1)).mean(axis=1) for p in predictors], axis=0
+                [
+                    np.reshape(p(flat), (batch, augment.TEN_CROP_VIEWS, -1)).mean(axis=1)
+                    for p in predictors
+                ],
+                axis=0,
             )
         else:
             probabilities = np.mean([p(views) for p in predictors], axis=0)
