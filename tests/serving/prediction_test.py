@@ -10,7 +10,8 @@ import tensorflow as tf
 from keras_alexnet import AlexNet
 from keras_alexnet.data import IMAGENET_STATS, pipeline
 from keras_alexnet.serving.export import export_saved_model
-from keras_alexnet.serving.prediction import load_classifier
+from keras_alexnet.serving.prediction import classifier_of, load_classifier
+from keras_alexnet.serving.trained_model import load_trained_model
 from tests.conftest import REPO_ROOT, run_python
 
 NAMES = ("circle", "ring", "star")
@@ -29,9 +30,26 @@ def trained(tmp_path_factory):
     return model, root
 
 
+# Each loaded AlexNet holds its 230 MB of weights for as long as the test process lives
+# (TensorFlow keeps a loaded SavedModel's functions), so each model is loaded once per module.
+@pytest.fixture(scope="module")
+def loaded(trained):
+    """The saved model loaded from each place `load_trained_model` takes it from."""
+    root = trained[1]
+    paths = {
+        "export base dir": root / "export",
+        "version dir": root / "export" / "1",
+        ".keras": root / "model.keras",
+    }
+    return {
+        kind: load_trained_model(str(path), class_names_file=str(root / "names.txt"))
+        for kind, path in paths.items()
+    }
+
+
 @pytest.fixture(scope="module")
 def old_export(trained, tmp_path_factory):
-    """The model exported as keras_alexnet exported before the ten_crop signature."""
+    """The model exported as keras_alexnet exported before the ten_crop signature, loaded."""
     archive_class = type(keras.export.ExportArchive())  # (the backend's class)
     real = archive_class.add_endpoint
 
@@ -43,7 +61,7 @@ def old_export(trained, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(archive_class, "add_endpoint", all_but_ten_crop)
         export_saved_model(trained[0], str(root / "export"), NAMES)
-    return root / "export"
+    return load_trained_model(str(root / "export"))
 
 
 def _expected(model, path, crops="ten"):
@@ -68,41 +86,32 @@ def _assert_classifies_like(classify, model, crops):
         np.testing.assert_allclose(scores, want_scores, atol=1e-5)
 
 
-@pytest.mark.parametrize("crops", ["ten", "center"])
 @pytest.mark.parametrize("kind", ["export base dir", "version dir", ".keras"])
-def test_classifiers_agree_with_the_model(trained, kind, crops):
-    model, root = trained
-    path = {
-        "export base dir": root / "export",
-        "version dir": root / "export" / "1",
-        ".keras": root / "model.keras",
-    }[kind]
-    classify = load_classifier(str(path), class_names_file=str(root / "names.txt"), crops=crops)
-    _assert_classifies_like(classify, model, crops)
+def test_classifiers_agree_with_the_model(trained, loaded, kind):
+    for crops in ("ten", "center"):
+        _assert_classifies_like(classifier_of(loaded[kind], crops), trained[0], crops)
 
 
-def test_ten_crops_are_the_default_and_differ_from_the_centre(trained):
-    model, root = trained
-    default = load_classifier(str(root / "export"))
-    _assert_classifies_like(default, model, "ten")
+def test_ten_crops_are_the_default_and_differ_from_the_centre(trained, loaded):
+    model = trained[0]
+    _assert_classifies_like(classifier_of(loaded["export base dir"]), model, "ten")
     ten, centre = _expected(model, EXAMPLES[0], "ten"), _expected(model, EXAMPLES[0], "center")
     assert not np.allclose(ten[1], centre[1], atol=1e-4)  # so the comparisons above can fail
     with pytest.raises(
         ValueError, match=r"crops must be one of \['center', 'ten'\]; received 'five'"
     ):
-        load_classifier(str(root / "export"), crops="five")
+        classifier_of(loaded[".keras"], crops="five")
 
 
 def test_an_export_without_ten_crop_says_to_use_the_centre_or_export_again(trained, old_export):
     with pytest.raises(ValueError, match=r"has no ten_crop signature.*--crops=center.*export"):
-        load_classifier(str(old_export))
-    _assert_classifies_like(load_classifier(str(old_export), crops="center"), trained[0], "center")
+        classifier_of(old_export)
+    _assert_classifies_like(classifier_of(old_export, crops="center"), trained[0], "center")
 
 
-def test_not_an_image_is_a_value_error(trained):
-    _, root = trained
-    for path in (root / "export", root / "model.keras"):
-        classify = load_classifier(str(path), class_names_file=str(root / "names.txt"))
+def test_not_an_image_is_a_value_error(loaded):
+    for kind in ("export base dir", ".keras"):
+        classify = classifier_of(loaded[kind])
         with pytest.raises(ValueError, match="^image must be an encoded JPEG or PNG image"):
             classify(b"GIF89a? no, plain text")
 
@@ -159,15 +168,19 @@ def _unknown_signature(name):
     return f'Serving signature name: "{name}" not found in signature def'
 
 
-def _serve_rest(export):
+@pytest.fixture(scope="module")
+def signatures(trained):
+    """The export's signatures, as TF Serving loads them."""
+    return tf.saved_model.load(str(trained[1] / "export" / "1")).signatures
+
+
+def _serve_rest(signatures):
     """TF Serving's REST predict API (row format, HTTP 400 on a bad image or an unknown
-    signature) over the SavedModel version `export`; returns the server."""
+    signature) over an export's `signatures`; returns the server."""
     import base64
     import http.server
     import json
     import threading
-
-    signatures = tf.saved_model.load(str(export)).signatures
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self):
@@ -204,21 +217,19 @@ def _serve_rest(export):
 
 
 @pytest.fixture
-def rest_server(trained):
-    server = _serve_rest(trained[1] / "export" / "1")
+def rest_server(signatures):
+    server = _serve_rest(signatures)
     yield f"127.0.0.1:{server.server_address[1]}"
     server.shutdown()
 
 
-def _serve_grpc(export):
-    """TF Serving's gRPC PredictionService over the SavedModel version `export`; returns the
-    server and its port."""
+def _serve_grpc(signatures):
+    """TF Serving's gRPC PredictionService over an export's `signatures`; returns the server
+    and its port."""
     from concurrent import futures
 
     import grpc
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
-    signatures = tf.saved_model.load(str(export)).signatures
 
     class Service(prediction_service_pb2_grpc.PredictionServiceServicer):
         def Predict(self, request, context):
@@ -243,35 +254,34 @@ def _serve_grpc(export):
 
 
 @pytest.fixture
-def grpc_server(trained):
-    server, port = _serve_grpc(trained[1] / "export" / "1")
+def grpc_server(signatures):
+    server, port = _serve_grpc(signatures)
     yield f"127.0.0.1:{port}"
     server.stop(None)
 
 
-@pytest.mark.parametrize("crops", ["ten", "center"])
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
-def test_server_classifiers_agree_with_the_model(
-    trained, rest_server, grpc_server, protocol, crops
-):
+def test_server_classifiers_agree_with_the_model(trained, rest_server, grpc_server, protocol):
     from keras_alexnet.serving.prediction import grpc_classifier, rest_classifier
 
-    if protocol == "rest":
-        classify = rest_classifier(rest_server, crops=crops)
-    else:
-        classify = grpc_classifier(grpc_server, crops=crops)
-    _assert_classifies_like(classify, trained[0], crops)
-    with pytest.raises(ValueError, match="not a JPEG or PNG image"):
-        classify(b"plain text")
+    for crops in ("ten", "center"):
+        if protocol == "rest":
+            classify = rest_classifier(rest_server, crops=crops)
+        else:
+            classify = grpc_classifier(grpc_server, crops=crops)
+        _assert_classifies_like(classify, trained[0], crops)
+        with pytest.raises(ValueError, match="not a JPEG or PNG image"):
+            classify(b"plain text")
 
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
-def test_a_served_export_without_ten_crop_is_one_line_for_all_files(trained, old_export, protocol):
+def test_a_served_export_without_ten_crop_is_one_line_for_all_files(old_export, protocol):
+    old = old_export.saved_model.signatures
     if protocol == "rest":
-        server = _serve_rest(old_export / "1")
+        server = _serve_rest(old)
         address, stop = f"127.0.0.1:{server.server_address[1]}", server.shutdown
     else:
-        server, port = _serve_grpc(old_export / "1")
+        server, port = _serve_grpc(old)
         address, stop = f"127.0.0.1:{port}", lambda: server.stop(None)
     try:
         command = ["scripts/predict.py", f"--server={address}", f"--protocol={protocol}"]
