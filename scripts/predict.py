@@ -13,7 +13,7 @@ model's card, else ImageNet's for a 1000-class model, else "class <i>").
 
 Each picture is classified as the paper does at test time (section 4.1): the softmax averaged
 over its four corner crops, its centre crop and their mirrors (the export's ten_crop
-signature); --crops=center takes the centre crop alone (serving_default, ten times less work).
+signature); --crops=center takes the centre crop alone (serving_default: one network pass).
 A file that is missing or not an image is a one-line error; the other files are still
 classified, and the exit status is 1. TensorFlow's start-up lines are hidden unless
 --verbosity is given.
