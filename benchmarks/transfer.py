@@ -4,7 +4,7 @@ target task it was not trained on. Not a test: it prints its figures.
     python benchmarks/transfer.py [--source=runs/quickstart/best.keras] [--steps=40]
 
 Source task: the quickstart's model (`alexnet_shapes`: ten filled shapes on textured
-backgrounds); without `--source`, the quickstart (configs/quickstart.flags) is trained first
+backgrounds); without `--source`, the quickstart (the packaged quickstart.flags) is trained first
 into a temporary folder. Target task: an image folder of six classes of *outlined* shapes
 (circle, triangle, square, pentagon, star, cross drawn as thin lines on flat noisy
 backgrounds, another rendering that the source never saw), `--per_class` training and
@@ -96,6 +96,7 @@ def _quickstart_source(folder):
     from absl import flags as absl_flags
 
     from keras_alexnet import training
+    from keras_alexnet.cli import config_files
     from keras_alexnet.training import config
 
     values = absl_flags.FlagValues()
@@ -103,7 +104,7 @@ def _quickstart_source(folder):
     values(
         [
             "quickstart",
-            f"--flagfile={os.path.join(REPO, 'configs', 'quickstart.flags')}",
+            f"--flagfile={config_files.path_of('quickstart')}",
             f"--model_dir={folder}/quickstart",
             f"--export_dir={folder}/quickstart_export",
             "--verbose=2",

@@ -1,59 +1,9 @@
-"""Exports a trained model for TF Serving as `<export_dir>/<next version>/`.
+"""`python scripts/export.py [flags]` from a clone: the `alexnet-export` command
+(keras_alexnet/cli/export.py)."""
 
-    python scripts/export.py --model_dir=runs/quickstart            # the run's best model
-    python scripts/export.py --model=m.keras --class_names=names.txt --stats=stats.json
-    python scripts/export.py --model_dir=runs/quickstart --also=onnx,litert  # and model.onnx ...
+import sys
 
-A training run already exports its best model at the end; use this to export again (for
-example into another --export_dir) or to export a .keras file. The version is the next free
-integer unless --version is given; an existing version is never overwritten.
-"""
-
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags  # noqa: E402
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "A training run: its best.keras, class names and stats.")
-flags.DEFINE_string("model", None, "A .keras file (instead of --model_dir).")
-flags.DEFINE_string("class_names", None, "Class names file, one per line (with --model).")
-flags.DEFINE_string("stats", None, "Pixel statistics JSON the model was trained with.")
-flags.DEFINE_string("export_dir", "saved_models/alexnet", "The model's base path for TF Serving.")
-flags.DEFINE_integer("version", None, "Version number (default: the next free one).", lower_bound=1)
-flags.DEFINE_list(
-    "also",
-    [],
-    "Formats to write beside the SavedModel, in the same version directory: onnx "
-    "(model.onnx, needs pip install -e '.[onnx]') and/or litert (model.tflite).",
-)
-flags.register_multi_flags_validator(
-    ["model_dir", "model"],
-    lambda given: bool(given["model_dir"]) != bool(given["model"]),
-    "give exactly one of --model_dir (a training run) and --model (.keras).",
-)
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    import cli  # isort: skip  (it loads TensorFlow)
-    from keras_alexnet.serving import export  # isort: skip
-
-    def export_model():
-        path = export.export_trained_model(
-            FLAGS.model_dir or FLAGS.model,
-            FLAGS.export_dir,
-            class_names_file=FLAGS.class_names and os.path.expanduser(FLAGS.class_names),
-            stats_file=FLAGS.stats and os.path.expanduser(FLAGS.stats),
-            version=FLAGS.version,
-            also=FLAGS.also,
-        )
-        print(f"Exported to {path}")
-
-    return cli.report_errors(export_model)
-
+import keras_alexnet_cli
 
 if __name__ == "__main__":
-    app.run(main)
+    sys.exit(keras_alexnet_cli.export())

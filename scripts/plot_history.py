@@ -1,36 +1,9 @@
-"""Draws a training run's curves (loss, top-1 and top-5 error per epoch, train and
-validation) from its training_log.csv.
+"""`python scripts/plot_history.py [flags]` from a clone: the `alexnet-plot-history` command
+(keras_alexnet/cli/plot_history.py)."""
 
-    python scripts/plot_history.py --model_dir=runs/quickstart --output=curves.png
-"""
+import sys
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags  # noqa: E402
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", "runs/alexnet", "The training run (its training_log.csv).")
-flags.DEFINE_string("output", "curves.png", "Where to write the PNG.")
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    import cli  # isort: skip  (it loads TensorFlow)
-    from keras_alexnet import visualize  # isort: skip
-    from keras_alexnet.training.directory import HISTORY_FILE  # isort: skip
-
-    def draw():
-        path = os.path.join(os.path.expanduser(FLAGS.model_dir), HISTORY_FILE)
-        if not os.path.isfile(path):
-            raise ValueError(f"{path} does not exist; train with scripts/train.py first.")
-        visualize.curves_image(visualize.read_history(path)).save(FLAGS.output)
-        print(f"Wrote {FLAGS.output}")
-
-    return cli.report_errors(draw)
-
+import keras_alexnet_cli
 
 if __name__ == "__main__":
-    app.run(main)
+    sys.exit(keras_alexnet_cli.plot_history())

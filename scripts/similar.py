@@ -1,54 +1,9 @@
-"""For query images, finds the most similar images of a dataset by Euclidean distance between
-their fc7 features, and draws them as a grid (paper section 6.1, figure 4).
+"""`python scripts/similar.py [flags]` from a clone: the `alexnet-similar` command
+(keras_alexnet/cli/similar.py)."""
 
-    python scripts/similar.py --model=runs/quickstart/best.keras --output=similar.png
-    python scripts/similar.py --model=m.keras --dataset=image_folder --image_dir=~/photos q.jpg
+import sys
 
-Without query files, the first --queries images of --split are the queries (each is then
-its own nearest neighbour, at distance 0, and is left out).
-"""
-
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import cli  # noqa: E402  (it loads TensorFlow)
-from absl import app, flags  # noqa: E402
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "A run directory or .keras file of an AlexNet.", required=True)
-cli.define_data_flags(FLAGS)
-flags.DEFINE_enum("split", "validation", ["train", "validation"], "Images to search.")
-flags.DEFINE_integer("max_images", 600, "Search the first N images of the split.", lower_bound=1)
-flags.DEFINE_integer("queries", 4, "Queries taken from the split when no files are given.")
-flags.DEFINE_integer("neighbours", 6, "Neighbours per query.", lower_bound=1)
-flags.DEFINE_string("output", "similar.png", "Where to write the PNG.")
-
-
-def main(argv):
-    from keras_alexnet import data, visualize
-    from keras_alexnet.serving import trained_model
-
-    def draw():
-        trained = trained_model.load_trained_model(FLAGS.model)
-        if trained.model is None:
-            raise ValueError(f"--model={FLAGS.model}: give a .keras file or a run directory.")
-        source, stats = data.open_dataset(**cli.data_location(FLAGS))
-        picture = visualize.similar_images(
-            trained.model,
-            source,
-            stats,
-            split=FLAGS.split,
-            max_images=FLAGS.max_images,
-            query_files=argv[1:],
-            queries=FLAGS.queries,
-            neighbours=FLAGS.neighbours,
-        )
-        picture.save(os.path.expanduser(FLAGS.output))
-        print(f"Wrote {FLAGS.output}")
-
-    return cli.report_errors(draw)
-
+import keras_alexnet_cli
 
 if __name__ == "__main__":
-    app.run(main)
+    sys.exit(keras_alexnet_cli.similar())

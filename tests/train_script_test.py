@@ -80,7 +80,7 @@ def test_quickstart_recipe_end_to_end(tmp_path, shapes_data_dir):
     export = tmp_path / "export" / "1"
     assert f"Exported to {export}" in result.stdout
     assert "validation top-1 accuracy" in result.stdout
-    assert f"Classify pictures: python scripts/predict.py --model={tmp_path / 'export'}" in (
+    assert f"Classify pictures: alexnet-predict --model={tmp_path / 'export'}" in (
         result.stdout
     )
     # The screen holds our lines only: no TensorFlow start-up lines, no CUDA probe, no

@@ -90,7 +90,7 @@ def find_saved_model(path: str) -> str:
         raise ValueError(
             f"{path!r} is neither a SavedModel (a directory with saved_model.pb), an export "
             "directory of numbered versions, nor a .keras file. Train and export one with "
-            "`python scripts/train.py --flagfile=configs/quickstart.flags`."
+            "`alexnet-train --config=quickstart`."
         )
     return path
 

@@ -231,7 +231,7 @@ def _print_summary(config: TrainConfig, result: TrainResult, seconds: float) -> 
     if result.export_path:
         print(f"Exported to {result.export_path}")
         print(
-            f"Classify pictures: python scripts/predict.py --model={config.export_dir} "
+            f"Classify pictures: alexnet-predict --model={config.export_dir} "
             "PICTURES...; serve it: tensorflow_model_server --rest_api_port=8501 "
             f"--model_name=alexnet --model_base_path={os.path.abspath(config.export_dir)}"
         )

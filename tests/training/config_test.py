@@ -5,8 +5,8 @@ import os
 
 import pytest
 
+from keras_alexnet.cli import config_files
 from keras_alexnet.training.config import SettingsError, TrainConfig
-from tests.conftest import REPO_ROOT
 
 
 def test_defaults_are_the_papers_recipe():
@@ -122,7 +122,7 @@ def test_each_recipe_file_parses_into_a_valid_config(name):
 
     values = flags.FlagValues()
     define_flags(values)
-    values(["train.py", f"--flagfile={os.path.join(REPO_ROOT, 'configs', name + '.flags')}"])
+    values(["train.py", f"--flagfile={config_files.path_of(name)}"])
     config = config_from_flags(values).validate()
     if name == "finetune":
         assert (config.weights, config.train_from, config.network_lrn) == (

@@ -1,11 +1,15 @@
-"""What the scripts share: the flags that say where the data is, and one mapping from the
-library's errors to an `ERROR: ...` line and an exit status.
+"""The package's commands, one module each (`alexnet-train` is `cli/train.py`), and what they
+share: the flags that say where the data is, and one mapping from the library's errors to an
+`ERROR: ...` line and an exit status.
+
+Each command module defines its absl flags, a `main(argv)` that turns them into plain
+arguments and makes one library call, and `run(argv)`. They are started through the launcher
+`keras_alexnet_cli` (the console scripts, `python -m keras_alexnet_cli`, `scripts/*.py`), which
+prepares the quiet start before TensorFlow loads; the library never reads flags.
 
 The data flags (`--dataset`, `--data_dir`, `--manual_dir`, `--image_dir`, `--stats`) are
-`TrainConfig`'s fields, defined from them as `scripts/train.py` defines all of its flags: the
-same help and bounds in every script, and `~` expanded once (`data_location`).
-
-Import it after setting the environment a script wants before TensorFlow loads.
+`TrainConfig`'s fields, defined from them as `alexnet-train` defines all of its flags: the
+same help and bounds in every command, and `~` expanded once (`data_location`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,69 @@
+"""Top-1 and top-5 error of one model or an ensemble on a dataset split, with the centre
+crop and with the paper's ten-crop averaging (section 4.1).
+
+    alexnet-evaluate --model=runs/quickstart/best.keras
+    alexnet-evaluate --model=saved_models/alexnet --dataset=image_folder \\
+        --image_dir=~/photos --stats=stats.json --output=eval.json
+    alexnet-evaluate --model=a.keras --model=b.keras   # the average of their softmax
+
+--model takes a run directory, a .keras file or an exported SavedModel (a version or the
+base directory); give it several times for the paper's ensemble.
+"""
+
+import json
+import os
+
+from absl import app, flags
+
+from keras_alexnet import cli
+
+FLAGS = flags.FLAGS
+flags.DEFINE_multi_string("model", None, ".keras file or SavedModel; repeat for an ensemble.")
+cli.define_data_flags(FLAGS)
+flags.DEFINE_enum("split", "validation", ["train", "validation"], "Split to evaluate.")
+flags.DEFINE_enum("crops", "both", ["center", "ten", "both"], "Centre crop, ten-crop, or both.")
+flags.DEFINE_integer("batch_size", 32, "Images per batch.", lower_bound=1)
+flags.DEFINE_integer("max_examples", None, "Evaluate only the first N images.", lower_bound=1)
+flags.DEFINE_string("output", None, "Also write the results to this JSON file.")
+flags.mark_flag_as_required("model")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from keras_alexnet import data, files
+    from keras_alexnet.serving import evaluation
+
+    def evaluate():
+        output = FLAGS.output and os.path.expanduser(FLAGS.output)
+        if output:  # before the evaluation, which takes hours on ImageNet
+            files.check_writable_file(output, "--output")
+        source, stats = data.open_dataset(**cli.data_location(FLAGS))
+        results = evaluation.evaluate_models(
+            FLAGS.model,
+            source,
+            stats,
+            crops=FLAGS.crops,
+            split=FLAGS.split,
+            batch_size=FLAGS.batch_size,
+            max_examples=FLAGS.max_examples,
+        )
+        models = f"{len(FLAGS.model)} model{'s' if len(FLAGS.model) > 1 else ''}"
+        for crops in ("center", "ten"):
+            if crops in results:
+                result = results[crops]
+                print(
+                    f"{crops:>6} crop: top-1 error {result['top1_error']:.4f}, top-5 error "
+                    f"{result['top5_error']:.4f} ({result['examples']} images, {models})"
+                )
+        if output:
+            with open(output, "w", encoding="utf-8") as f:
+                json.dump(results, f, indent=1)
+            print(f"Wrote {FLAGS.output}")
+
+    return cli.report_errors(evaluate)
+
+
+def run(argv: list[str] | None = None):
+    """The command: parses `argv` (default: `sys.argv`) and runs `main`; exits."""
+    app.run(main, argv=argv)
