@@ -144,7 +144,7 @@ def similar_images(
 
     from keras_alexnet.alexnet import feature_extractor
     from keras_alexnet.data import pipeline
-    from keras_alexnet.serving.prediction import read_image_file
+    from keras_alexnet.data.decode import read_image_file
 
     query_views = []
     for path in query_files:  # (first: a bad file is found before the dataset is read)

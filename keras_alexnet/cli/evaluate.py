@@ -6,8 +6,9 @@ crop and with the paper's ten-crop averaging (section 4.1).
         --image_dir=~/photos --stats=stats.json --output=eval.json
     alexnet-evaluate --model=a.keras --model=b.keras   # the average of their softmax
 
---model takes a run directory, a .keras file or an exported SavedModel (a version or the
-base directory); give it several times for the paper's ensemble.
+--model takes a run directory, a .keras file, an exported SavedModel (a version or the base
+directory) or imagenet (the trained ImageNet weights); give it several times for the paper's
+ensemble.
 """
 
 import json
@@ -18,7 +19,7 @@ from absl import app, flags
 from keras_alexnet import cli
 
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("model", None, ".keras file or SavedModel; repeat for an ensemble.")
+flags.DEFINE_multi_string("model", None, ".keras, SavedModel or imagenet; repeat for an ensemble.")
 cli.define_data_flags(FLAGS)
 flags.DEFINE_enum("split", "validation", ["train", "validation"], "Split to evaluate.")
 flags.DEFINE_enum("crops", "both", ["center", "ten", "both"], "Centre crop, ten-crop, or both.")

@@ -2,6 +2,7 @@
 
     alexnet-export --model_dir=runs/quickstart            # the run's best model
     alexnet-export --model=m.keras --class_names=names.txt --stats=stats.json
+    alexnet-export --model=imagenet                       # the trained ImageNet weights
     alexnet-export --model_dir=runs/quickstart --also=onnx,litert  # and model.onnx ...
 
 A training run already exports its best model at the end; use this to export again (for
@@ -17,7 +18,7 @@ from keras_alexnet import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A training run: its best.keras, class names and stats.")
-flags.DEFINE_string("model", None, "A .keras file (instead of --model_dir).")
+flags.DEFINE_string("model", None, "A .keras file or imagenet (instead of --model_dir).")
 flags.DEFINE_string("class_names", None, "Class names file, one per line (with --model).")
 flags.DEFINE_string("stats", None, "Pixel statistics JSON the model was trained with.")
 flags.DEFINE_string("export_dir", "saved_models/alexnet", "The model's base path for TF Serving.")

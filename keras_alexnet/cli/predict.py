@@ -1,13 +1,16 @@
 """Classifies image files with an exported model and prints the top 5 per file.
 
     alexnet-predict --model=saved_models/alexnet examples/*.jpg
+    alexnet-predict --model=imagenet photo.jpg        # the trained ImageNet weights
     alexnet-predict --model=saved_models/alexnet/3 photo.jpg
     alexnet-predict --model=runs/quickstart/best.keras --class_names=names.txt a.png
     alexnet-predict --server=localhost:8501 a.jpg                 # TF Serving, REST
     alexnet-predict --server=localhost:8500 --protocol=grpc a.jpg # TF Serving, gRPC
 
 --model is a SavedModel from alexnet-train (a version directory, or the base directory,
-whose highest version is used), a run directory, or a .keras file (then the class names come
+whose highest version is used), a run directory, "imagenet" (the trained ImageNet weights, as
+`AlexNet(weights="imagenet")` gets them: the Keras cache, or a download checked against its
+hash; ImageNet's class names), or a .keras file (then the class names come
 from --class_names, one per line, else from the class_names.txt beside it, else from the
 model's card, else ImageNet's for a 1000-class model, else "class <i>").
 
@@ -27,7 +30,11 @@ from absl import app, flags
 from keras_alexnet import cli
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", "saved_models/alexnet", "SavedModel (version or base dir) or .keras.")
+flags.DEFINE_string(
+    "model",
+    "saved_models/alexnet",
+    "SavedModel (version or base dir), run directory, .keras, or imagenet (the trained weights).",
+)
 flags.DEFINE_string("class_names", None, "Text file of class names, for a .keras model.")
 flags.DEFINE_string("stats", None, "Pixel statistics JSON the .keras model was trained with.")
 flags.DEFINE_string("server", None, "host:port of a running TF Serving instead of --model.")

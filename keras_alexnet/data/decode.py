@@ -15,7 +15,9 @@ noise images, the worst case; invisible on photographs).
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 
 import tensorflow as tf
 
@@ -38,6 +40,9 @@ JPEG_START = b"\xff\xd8\xff"
 JPEG_END = b"\xff\xd9"
 PNG_START = b"\x89PNG\r\n\x1a\n"
 PNG_END = b"IEND\xaeB`\x82"
+# The largest image file read whole: a 40-megapixel PNG of noise (the pixel limit) is about
+# 120 MB; a larger file is refused from its size before a byte of it is read.
+MAX_IMAGE_FILE_BYTES = 256 << 20
 
 
 # The sentences `check_encoded` fails with, inside whatever TensorFlow wraps them in.
@@ -193,6 +198,18 @@ def decode_image(encoded: tf.Tensor, max_pixels: int = DEFAULT_MAX_PIXELS) -> tf
     return tf.ensure_shape(image, (None, None, 3))
 
 
+def refusal_of(error: tf.errors.InvalidArgumentError) -> ValueError:
+    """One line for an image that decoding refused: the check's own words where it was one of
+    `check_encoded`'s (the same from a SavedModel and a .keras model), else the decoder's
+    first line."""
+    message = error.message or str(error)
+    refusal = REFUSAL.search(message)
+    if refusal:  # one image at a time: "image", whatever the index
+        return ValueError(re.sub(r"^image_bytes\[\d+\]", "image", refusal.group(1))[:300])
+    first_line = message.strip().splitlines()[0]
+    return ValueError(f"not a JPEG or PNG image that can be decoded ({first_line[:200]})")
+
+
 def looks_complete(head: bytes, tail: bytes) -> bool:
     """Whether a file's first and last bytes are those of a whole JPEG or PNG.
 
@@ -231,3 +248,25 @@ def declared_size_of_file(path: str) -> tuple[int, int]:
                     raise ValueError("a JPEG whose frame header is cut off")
                 return int.from_bytes(frame[3:5], "big"), int.from_bytes(frame[1:3], "big")
             f.seek(int.from_bytes(segment[2:4], "big") - 2, 1)
+
+
+def read_image_file(path: str) -> bytes:
+    """The bytes of an image file, once it is known to be a regular file of at most
+    MAX_IMAGE_FILE_BYTES.
+
+    Raises:
+        ValueError: saying why (not a regular file, too large, unreadable).
+    """
+    try:
+        status = os.stat(path)
+        if not stat.S_ISREG(status.st_mode):
+            raise ValueError("not a regular file (a folder, a device or a pipe)")
+        if status.st_size > MAX_IMAGE_FILE_BYTES:
+            raise ValueError(
+                f"{status.st_size:,} bytes, more than the {MAX_IMAGE_FILE_BYTES:,} any image "
+                "within the pixel limit needs"
+            )
+        with open(path, "rb") as file:
+            return file.read(MAX_IMAGE_FILE_BYTES + 1)
+    except OSError as error:
+        raise ValueError(f"cannot read it ({error.strerror or error})") from None

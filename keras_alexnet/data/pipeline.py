@@ -15,11 +15,15 @@ epoch draws new augmentations.
 
 from __future__ import annotations
 
+import dataclasses
+import os
+
+import numpy as np
 import tensorflow as tf
 
 from keras_alexnet.data import augment, decode
 from keras_alexnet.data.sources import Source
-from keras_alexnet.data.stats import ColorStats, compute_stats
+from keras_alexnet.data.stats import IMAGENET_STATS, ColorStats, compute_stats
 
 AUTOTUNE = tf.data.AUTOTUNE
 DEFAULT_SHUFFLE_BUFFER = 2048
@@ -65,6 +69,39 @@ def eval_view(
     image = _square_256(encoded, max_pixels, what)
     image = augment.center_crop(image)
     return tf.ensure_shape(augment.subtract_mean(image, _tensors(stats)[0]), (227, 227, 3))
+
+
+def evaluation_input(
+    image: str | os.PathLike | bytes, mean_rgb: tuple[float, float, float] | None = None
+) -> np.ndarray:
+    """An image file (its path) or its encoded bytes as the network sees it at evaluation:
+    `eval_view`, the view `predict`, `evaluate` and the export's `serving_default` take (the
+    central square, resized to 256x256, its central 227x227 crop, RGB), less `mean_rgb`
+    (default ImageNet's). float32 (227, 227, 3); stack views for a batch.
+
+    `IMAGENET_WEIGHTS.transforms()` is this function with the trained weights' mean.
+
+    Raises:
+        ValueError: the file cannot be read, or is not a JPEG or PNG within the pixel limit.
+    """
+    encoded = image if isinstance(image, bytes) else None
+    if encoded is None:
+        try:
+            encoded = decode.read_image_file(os.fspath(image))
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"{image!r}: {error}; give an image file's path or its encoded bytes."
+            ) from None
+    stats = (
+        IMAGENET_STATS
+        if mean_rgb is None
+        else dataclasses.replace(IMAGENET_STATS, mean_rgb=tuple(float(m) for m in mean_rgb))
+    )
+    try:
+        return eval_view(tf.constant(encoded), stats).numpy()
+    except tf.errors.InvalidArgumentError as error:
+        what = "the bytes given" if isinstance(image, bytes) else repr(image)
+        raise ValueError(f"{what}: {decode.refusal_of(error)}") from None
 
 
 def ten_crop_view(

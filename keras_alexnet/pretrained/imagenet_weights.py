@@ -68,6 +68,20 @@ class PretrainedWeights:
 
         return preprocess_input(images, mean=self.mean_rgb)
 
+    def transforms(self):
+        """The function from an image file (its path) or its encoded bytes to the network's
+        input, as torchvision's `weights.transforms()`: the evaluation view (shorter side
+        `resize_size`, central `input_size` crop, RGB, less `mean_rgb`), float32
+        (227, 227, 3). It is `data.pipeline.evaluation_input`, the code `predict`, `evaluate`
+        and the export's `serving_default` run; it needs TensorFlow (the full install).
+        """
+        import functools
+
+        # (Imported here: a model-only install, without TensorFlow, builds the model.)
+        from keras_alexnet.data import pipeline
+
+        return functools.partial(pipeline.evaluation_input, mean_rgb=self.mean_rgb)
+
     @property
     def meta(self) -> dict:
         """The facts as plain JSON-able values (the model card of an export holds them)."""

@@ -15,6 +15,7 @@ from keras_alexnet.data.sources import Source
 from keras_alexnet.data.stats import ColorStats
 from keras_alexnet.serving.export import TOP_K
 from keras_alexnet.serving.trained_model import (
+    IMAGENET_MODEL,
     NAMES_FROM_IMAGENET,
     SAVED_MODEL,
     TrainedModel,
@@ -49,6 +50,9 @@ def predictor_of(trained: TrainedModel, stats: ColorStats) -> Predictor:
     """`trained` as a function of views made with `stats` (mean-subtracted) to probabilities.
     An export's `predict_images` takes 0..255 pixels and subtracts its own mean: the views'
     mean is added back."""
+    if trained.kind == IMAGENET_MODEL:  # the views' mean swapped for the weights' own
+        model, shift = trained.model, _mean_shift(stats, trained.stats)
+        return lambda views: np.asarray(model(views + shift, training=False), np.float32)
     if trained.kind != SAVED_MODEL:
         model = trained.model
         return lambda views: np.asarray(model(views, training=False), np.float32)
@@ -57,10 +61,15 @@ def predictor_of(trained: TrainedModel, stats: ColorStats) -> Predictor:
         raise ValueError(
             f"{trained.path} is not a keras_alexnet export: it has no predict_images signature "
             f"(it has {sorted(trained.saved_model.signatures)}). Export the model with "
-            "scripts/export.py."
+            "alexnet-export."
         )
     mean = tf.constant(stats.mean_rgb, tf.float32)
     return lambda views: signature(images=views + mean)["probabilities"].numpy()
+
+
+def _mean_shift(views_stats: ColorStats, model_stats: ColorStats) -> np.ndarray:
+    """What turns views less one mean into views less the other."""
+    return np.subtract(views_stats.mean_rgb, model_stats.mean_rgb).astype(np.float32)
 
 
 def _check_classes(path, classes, names, expected) -> None:

@@ -2,7 +2,7 @@
 through TF Serving (REST or gRPC).
 
 `load_classifier(path)` returns a function from encoded JPEG/PNG bytes to the top 5
-(label, score) pairs; `scripts/predict.py` is its command line. By default a picture is
+(label, score) pairs; `alexnet-predict` is its command line. By default a picture is
 classified as the paper classifies at test time (section 4.1): the softmax averaged over ten
 views, the export's `ten_crop` signature; `crops="center"` takes the centre view alone, the
 export's `serving_default`.
@@ -11,7 +11,6 @@ export's `serving_default`.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -29,18 +28,6 @@ CROPS = {"center": SERVING_DEFAULT, "ten": TEN_CROP}
 class UnusableModel(ValueError):
     """No image can be classified: TF Serving cannot be reached, or the model lacks the
     signature asked for. (Every other image would fail the same way.)"""
-
-
-def _not_an_image(error: tf.errors.InvalidArgumentError) -> ValueError:
-    """One line for an image the model refused: the check's own words where it was one of
-    `decode.check_encoded`'s (the same from a SavedModel and a .keras model), else the
-    decoder's first line."""
-    message = error.message or str(error)
-    refusal = decode.REFUSAL.search(message)
-    if refusal:  # predict sends one image at a time: "image", whatever the index
-        return ValueError(re.sub(r"^image_bytes\[\d+\]", "image", refusal.group(1))[:300])
-    first_line = message.strip().splitlines()[0]
-    return ValueError(f"not a JPEG or PNG image that can be decoded ({first_line[:200]})")
 
 
 def _no_ten_crop(model: str) -> UnusableModel:
@@ -78,40 +65,11 @@ def _saved_model_classifier(trained: TrainedModel, signature: str) -> Classifier
         try:
             out = serve(image_bytes=tf.constant([encoded]))
         except tf.errors.InvalidArgumentError as error:
-            raise _not_an_image(error) from None
+            raise decode.refusal_of(error) from None
         labels = [label.decode() for label in out["labels"].numpy()[0]]
         return list(zip(labels, out["scores"].numpy()[0].tolist(), strict=True))
 
     return classify
-
-
-# The largest image file read whole: a 40-megapixel PNG of noise (the pixel limit) is about
-# 120 MB; a larger file is refused from its size before a byte of it is read.
-MAX_IMAGE_FILE_BYTES = 256 << 20
-
-
-def read_image_file(path: str) -> bytes:
-    """The bytes of an image file, once it is known to be a regular file of at most
-    MAX_IMAGE_FILE_BYTES.
-
-    Raises:
-        ValueError: saying why (not a regular file, too large, unreadable).
-    """
-    import stat
-
-    try:
-        status = os.stat(path)
-        if not stat.S_ISREG(status.st_mode):
-            raise ValueError("not a regular file (a folder, a device or a pipe)")
-        if status.st_size > MAX_IMAGE_FILE_BYTES:
-            raise ValueError(
-                f"{status.st_size:,} bytes, more than the {MAX_IMAGE_FILE_BYTES:,} any image "
-                "within the pixel limit needs"
-            )
-        with open(path, "rb") as file:
-            return file.read(MAX_IMAGE_FILE_BYTES + 1)
-    except OSError as error:
-        raise ValueError(f"cannot read it ({error.strerror or error})") from None
 
 
 def _keras_classifier(trained: TrainedModel, signature: str) -> Classifier:
@@ -129,7 +87,7 @@ def _keras_classifier(trained: TrainedModel, signature: str) -> Classifier:
             else:
                 views = pipeline.eval_view(tf.constant(encoded), stats)[None]
         except tf.errors.InvalidArgumentError as error:
-            raise _not_an_image(error) from None
+            raise decode.refusal_of(error) from None
         probabilities = np.asarray(model(views, training=False), np.float32).mean(axis=0)
         top = np.argsort(-probabilities)[:k]
         return [(names[i], float(probabilities[i])) for i in top]
@@ -372,7 +330,7 @@ def classify_files(classify: Classifier, paths: Sequence[str], skip=()):
         if path in skip:
             continue
         try:
-            yield path, classify(read_image_file(path)), None
+            yield path, classify(decode.read_image_file(path)), None
         except UnusableModel:
             raise
         except ValueError as error:

@@ -5,9 +5,10 @@ Training leaves in its run directory `best.keras` (the model, with its model car
 it trained with); an export is a SavedModel version directory (see `export`), which holds its
 class names and mean. `load_trained_model` takes any of the three (a run directory, a
 `.keras` file with or without those files beside it, a SavedModel or an export's base
-directory) and gives one `TrainedModel`, with its class names found by one rule
-(`find_class_names`); `predict.py`, `evaluate.py`, `export.py` and `similar.py` load through
-it. `write_class_names` and `read_class_names` are the class-names file's format.
+directory), or "imagenet" (the trained ImageNet weights), and gives one `TrainedModel`, with
+its class names found by one rule (`find_class_names`); `predict`, `evaluate`, `export` and
+`similar` load through it. `write_class_names` and `read_class_names` are the class-names
+file's format.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from keras_alexnet.data.stats import ColorStats
 
 RUN_DIRECTORY, KERAS_FILE, SAVED_MODEL = "run directory", "keras file", "SavedModel"
+# The trained ImageNet weights by name, as `AlexNet(weights="imagenet")` takes them.
+IMAGENET_MODEL = "imagenet"
 # Where a model's class names come from (`find_class_names`): a class names file, the model's
 # own card (or an export's), or ImageNet's names, assumed for a 1000-class model.
 NAMES_FROM_FILE, NAMES_FROM_CARD, NAMES_FROM_IMAGENET = "file", "card", "imagenet"
@@ -94,13 +97,14 @@ def load_keras_model(path: str):
 class TrainedModel:
     """A trained model and what it needs to be used.
 
-    `kind` is RUN_DIRECTORY or KERAS_FILE (then `model` is the Keras model and `stats` the
-    pixel statistics it trained with: subtract their mean from its inputs) or SAVED_MODEL
+    `kind` is RUN_DIRECTORY, KERAS_FILE or IMAGENET_MODEL (then `model` is the Keras model
+    and `stats` the pixel statistics it trained with: subtract their mean from its inputs) or
+    SAVED_MODEL
     (then `saved_model` is the loaded export, which subtracts its own mean, and `stats` is
     None). `class_names` is None when nothing names the model's classes (`find_class_names`).
     """
 
-    path: str  # the file or directory loaded: a run's best.keras, a SavedModel's version
+    path: str  # what was loaded: a run's best.keras, a SavedModel's version, "imagenet"
     kind: str
     classes: int
     class_names: list[str] | None
@@ -119,11 +123,13 @@ def load_trained_model(
     path: str, class_names_file: str | None = None, stats_file: str | None = None
 ) -> TrainedModel:
     """The trained model at `path`: a run directory (its `best.keras` and the files beside
-    it), a `.keras` file, a SavedModel version directory, or an export's base directory (its
-    highest version). `~` is expanded.
+    it), a `.keras` file, a SavedModel version directory, an export's base directory (its
+    highest version), or "imagenet": the trained ImageNet weights as `AlexNet(weights=
+    "imagenet")` gets them (the Keras cache, or a download checked against its hash), with
+    ImageNet's class names and the weights' mean. `~` is expanded.
 
     Args:
-        path: where the model is.
+        path: where the model is, or "imagenet".
         class_names_file: a class names file (one per line) that overrides the model's own.
         stats_file: a statistics JSON (`scripts/compute_stats.py`) that overrides the one
             beside a `.keras` file; default ImageNet's.
@@ -134,11 +140,13 @@ def load_trained_model(
     """
     from keras_alexnet import data, model_card
 
+    if path == IMAGENET_MODEL and not os.path.exists(path):
+        return _load_imagenet_model(class_names_file, stats_file)
     path = os.path.expanduser(path)
     if _is_run_directory(path):
         kind, path = RUN_DIRECTORY, os.path.join(path, BEST_MODEL_FILE)
         if not os.path.isfile(path):
-            raise ValueError(f"{path} does not exist; train with scripts/train.py first.")
+            raise ValueError(f"{path} does not exist; train with alexnet-train first.")
     elif path.endswith(".keras"):
         kind = KERAS_FILE
         if not os.path.isfile(path):
@@ -154,6 +162,34 @@ def load_trained_model(
     stats_file = stats_file or _if_file(os.path.join(beside, STATS_FILE))
     stats = data.load_stats(stats_file) if stats_file else data.IMAGENET_STATS
     return TrainedModel(path, kind, classes, names, names_from, stats, card, model=model)
+
+
+def _load_imagenet_model(class_names_file: str | None, stats_file: str | None) -> TrainedModel:
+    """The trained ImageNet weights as a TrainedModel (see `load_trained_model`)."""
+    if stats_file:
+        raise ValueError(
+            f"The trained ImageNet weights subtract the mean they were trained with; a "
+            f"statistics file ({stats_file}) is for a .keras model trained on other data. "
+            "Leave out --stats."
+        )
+    from keras_alexnet import data, model_card
+    from keras_alexnet.alexnet import AlexNet
+    from keras_alexnet.pretrained.imagenet_weights import IMAGENET_WEIGHTS
+
+    model = AlexNet(weights=IMAGENET_MODEL)
+    card = model_card.origin_of(IMAGENET_MODEL)
+    names, names_from = find_class_names(IMAGENET_WEIGHTS.num_classes, class_names_file, None, card)
+    stats = dataclasses.replace(data.IMAGENET_STATS, mean_rgb=IMAGENET_WEIGHTS.mean_rgb)
+    return TrainedModel(
+        IMAGENET_MODEL,
+        IMAGENET_MODEL,
+        IMAGENET_WEIGHTS.num_classes,
+        names,
+        names_from,
+        stats,
+        card,
+        model=model,
+    )
 
 
 def find_class_names(

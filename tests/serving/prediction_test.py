@@ -464,7 +464,7 @@ def test_the_grpc_client_bounds_and_checks_what_it_is_sent(hostile_grpc_server, 
 
 
 def test_image_files_are_read_only_when_regular_and_of_a_bounded_size(tmp_path):
-    from keras_alexnet.serving.prediction import read_image_file
+    from keras_alexnet.data.decode import read_image_file
 
     huge = tmp_path / "huge.jpg"
     with open(huge, "wb") as file:
