@@ -55,6 +55,29 @@ def weights_kind(weights) -> str:
     return KERAS_FILE
 
 
+def weights_variant(weights) -> dict[str, str]:
+    """The AlexNet arguments that shape the network (`init`, `lrn`) which a `weights`
+    argument fixes: Caffe's bvlc_alexnet's, or those a Keras file was saved with (read once
+    per file version); {} without weights or for a file that does not exist.
+
+    Raises:
+        ValueError: a Keras file that cannot be read as one.
+    """
+    kind = weights_kind(weights)
+    if kind in CAFFE_KINDS:
+        return dict(IMAGENET_WEIGHTS.variant)
+    if kind != KERAS_FILE or not os.path.isfile(weights):
+        return {}
+    status = os.stat(weights)
+    return dict(_saved_variant(os.path.abspath(weights), status.st_size, status.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=8)
+def _saved_variant(path: str, size: int, mtime_ns: int) -> tuple[tuple[str, str], ...]:
+    """`keras_file.saved_variant`, kept for each version (size, time) of a file."""
+    return tuple(keras_file.saved_variant(path).items())
+
+
 def resolve_weights(weights) -> Weights:
     """The `Weights` that `weights` names (None, "imagenet" or a path).
 

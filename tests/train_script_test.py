@@ -80,9 +80,7 @@ def test_quickstart_recipe_end_to_end(tmp_path, shapes_data_dir):
     export = tmp_path / "export" / "1"
     assert f"Exported to {export}" in result.stdout
     assert "validation top-1 accuracy" in result.stdout
-    assert f"Classify pictures: alexnet-predict --model={tmp_path / 'export'}" in (
-        result.stdout
-    )
+    assert f"Classify pictures: alexnet-predict --model={tmp_path / 'export'}" in (result.stdout)
     # The screen holds our lines only: no TensorFlow start-up lines, no CUDA probe, no
     # tensorflow-datasets INFO per stream, no progress bar redraws (--verbose=2).
     screen = result.stdout + result.stderr
@@ -126,6 +124,32 @@ def test_quickstart_recipe_end_to_end(tmp_path, shapes_data_dir):
     # an AMD EPYC Zen 4 with AVX512_BF16, within 2e-3 on other machines.
     atol = 1e-2 if policy == "mixed_bfloat16" else 2e-3
     np.testing.assert_allclose(got, want, atol=atol)
+
+    # Fine-tuning from the quickstart's own best model (init=he) needs no --init: the file's
+    # variant is used; a contradicting flag is one line naming the file's value.
+    tune = [
+        f"--weights={tmp_path / 'run' / 'best.keras'}",
+        "--train_from=predictions",
+        f"--data_dir={shapes_data_dir}",
+        "--dataset=alexnet_shapes",
+        "--epochs=1",
+        "--steps_per_epoch=1",
+        "--batch_size=4",
+        "--mixed_precision=none",
+        f"--export_dir={tmp_path / 'tuned_export'}",
+    ]
+    contradicted = _train([*tune, f"--model_dir={tmp_path / 'no'}", "--init=paper"])
+    assert contradicted.returncode == 1
+    assert contradicted.stderr.strip().splitlines() == [
+        f"ERROR: init='paper' contradicts weights='{tmp_path / 'run' / 'best.keras'}', which "
+        "was saved from an AlexNet of init='he'. Leave out init (the file's is used)."
+    ]
+    assert not (tmp_path / "no").exists()
+    tuned = _train([*tune, f"--model_dir={tmp_path / 'tuned'}"])
+    assert tuned.returncode == 0, tuned.stderr[-3000:]
+    assert "Training predictions onwards" in tuned.stdout
+    assert _state(tmp_path / "tuned")["settings"]["init"] == "he"
+    assert (tmp_path / "tuned_export" / "1" / "saved_model.pb").exists()
 
 
 def _as_from_a_terminal():

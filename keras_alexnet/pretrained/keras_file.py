@@ -108,6 +108,21 @@ def saved_classes(path: str | os.PathLike) -> int | None:
     return shapes[1][0] if shapes and len(shapes) == 2 and len(shapes[1]) == 1 else None
 
 
+def saved_variant(path: str | os.PathLike) -> dict[str, str]:
+    """The AlexNet arguments that shape the network a `.weights.h5` or `.keras` file of an
+    AlexNet was saved from, read from its weightless layers: {"init": "he" or "paper",
+    "lrn": "caffe" or "paper"}.
+
+    Raises:
+        ValueError: the file cannot be read as a Keras weights file.
+    """
+    saved = _read_saved_shapes(os.fspath(path))
+    return {
+        "init": "he" if "rescaling" in saved else "paper",
+        "lrn": "caffe" if "cross_tower_local_response_normalization" in saved else "paper",
+    }
+
+
 def check_weights_fit(model: keras.Model, path: str, allow_unused: bool = False) -> None:
     """Raises `ValueError` when the weights in `path` do not fit `model`.
 

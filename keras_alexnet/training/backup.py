@@ -302,7 +302,7 @@ def backup_settings(setup: TrainingSetup) -> tuple[dict, dict]:
         "classes": source.num_classes,
         "class_names": list(source.class_names),
         "stats": dataclasses.asdict(setup.stats),
-        "init": config.init,
+        "init": config.network_init,
         "batch_size": config.batch_size,
         "steps_per_epoch": setup.steps,
         "seed": config.seed,

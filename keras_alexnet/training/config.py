@@ -17,7 +17,7 @@ import os
 from keras_alexnet.alexnet import DROPOUT_RATE, INITIALIZATIONS, LRNS
 from keras_alexnet.training.fine_tuning import BLOCKS
 from keras_alexnet.training.precision import PRECISIONS
-from keras_alexnet.weights import CAFFE_KINDS, IMAGENET, NO_WEIGHTS, weights_kind
+from keras_alexnet.weights import CAFFE_KINDS, IMAGENET, NO_WEIGHTS, weights_kind, weights_variant
 
 # Paper 5: "stochastic gradient descent with a batch size of 128 examples, momentum of 0.9,
 # and weight decay of 0.0005", learning rate initialised at 0.01.
@@ -83,10 +83,21 @@ def _check_starting_weights(config: TrainConfig) -> None:
         if not os.path.isfile(config.weights):
             raise SettingsError(f"weights={config.weights!r} does not exist or is not a file.")
     if kind in CAFFE_KINDS:
-        if config.network_lrn != "caffe" or config.init != "paper":
+        if config.network_lrn != "caffe" or config.network_init != "paper":
             raise SettingsError(
                 f"weights={config.weights!r} are Caffe's bvlc_alexnet, which needs lrn=caffe "
                 f"and init=paper; received lrn={config.lrn!r}, init={config.init!r}."
+            )
+        return
+    try:
+        saved = weights_variant(config.weights)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
+    for name, given in (("init", config.init), ("lrn", config.lrn)):
+        if given is not None and given != saved[name]:
+            raise SettingsError(
+                f"{name}={given!r} contradicts weights={config.weights!r}, which was saved from "
+                f"an AlexNet of {name}={saved[name]!r}. Leave out {name} (the file's is used)."
             )
 
 
@@ -194,14 +205,20 @@ class TrainConfig:
         False, "Compile the train step with XLA (for GPUs: 3x slower on the CPUs measured)."
     )
     seed: int = _setting(0, "Seed of weights, data order and augmentation.", minimum=0)
-    init: str = _setting("paper", "Initialisation (see AlexNet).", choices=INITIALIZATIONS)
+    init: str | None = _setting(
+        None,
+        "Initialisation (see AlexNet): paper (section 5) or he; default: the --weights file's, "
+        "else paper.",
+        "enum",
+        choices=INITIALIZATIONS,
+    )
     dropout_rate: float = _setting(
         DROPOUT_RATE, "Dropout on fc6 and fc7 (paper: 0.5).", minimum=0, below=1
     )
     lrn: str | None = _setting(
         None,
-        "paper (3.3, within towers) or caffe (bvlc_alexnet's); default: caffe with --weights="
-        "imagenet/.caffemodel/.onnx, else paper.",
+        "paper (3.3, within towers) or caffe (bvlc_alexnet's); default: the --weights' (caffe "
+        "for imagenet/.caffemodel/.onnx, a .keras file's own), else paper.",
         "enum",
         choices=LRNS,
     )
@@ -234,10 +251,14 @@ class TrainConfig:
 
     @property
     def network_lrn(self) -> str:
-        """The LRN the network is built with: `lrn`, or the one `weights` need."""
-        if self.lrn:
-            return self.lrn
-        return "caffe" if weights_kind(self.weights) in CAFFE_KINDS else "paper"
+        """The LRN the network is built with: `lrn`, or the one `weights` were made with."""
+        return self.lrn or weights_variant(self.weights).get("lrn", "paper")
+
+    @property
+    def network_init(self) -> str:
+        """The initialisation the network is built with: `init`, or the one `weights` were
+        made with (he adds a fixed input scaling layer, so a file of one fits only one)."""
+        return self.init or weights_variant(self.weights).get("init", "paper")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1)

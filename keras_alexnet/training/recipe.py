@@ -117,7 +117,7 @@ def compiled_model(
     with distribution.scope():
         model = (build_model or AlexNet)(
             classes=classes,
-            init=config.init,
+            init=config.network_init,
             dropout_rate=config.dropout_rate,
             tower_devices=setup.towers,
             lrn=config.network_lrn,
@@ -146,7 +146,9 @@ def _start_from_weights(
 ) -> None:
     """Sets `model` from `config.weights` (a fresh classifier for other classes), printed."""
     try:
-        values = fine_tuning.starting_weights(config.weights, config.network_lrn, config.init)
+        values = fine_tuning.starting_weights(
+            config.weights, config.network_lrn, config.network_init
+        )
         with distribution.scope():
             fresh = fine_tuning.start_from(model, values)
     except ValueError as error:  # the file, not the code: a setting to change

@@ -17,7 +17,7 @@ def test_defaults_are_the_papers_recipe():
         0.1,
         3,
     )
-    assert (config.epochs, config.dropout_rate, config.init) == (90, 0.5, "paper")
+    assert (config.epochs, config.dropout_rate, config.network_init) == (90, 0.5, "paper")
     assert (config.optimizer, config.lr_schedule) == ("sgd", "plateau")
 
 

@@ -96,6 +96,27 @@ def test_the_network_lrn_follows_the_weights():
     assert TrainConfig(lrn="caffe").network_lrn == "caffe"
 
 
+def test_a_keras_file_gives_its_own_init_and_lrn_and_refuses_contradicting_ones(
+    five_class_file, tmp_path
+):
+    path, _ = five_class_file  # AlexNet(init="he", lrn="paper")
+    config = TrainConfig(weights=path).validate()
+    assert (config.network_init, config.network_lrn) == ("he", "paper")
+    with pytest.raises(SettingsError, match=r"init='paper' contradicts .*init='he'"):
+        TrainConfig(weights=path, init="paper").validate()
+    with pytest.raises(SettingsError, match=r"lrn='caffe' contradicts .*lrn='paper'"):
+        TrainConfig(weights=path, lrn="caffe").validate()
+    assert TrainConfig(weights=path, init="he", lrn="paper").validate().network_init == "he"
+    caffe_lrn = str(tmp_path / "caffe.weights.h5")
+    AlexNet(classes=2, lrn="caffe").save_weights(caffe_lrn)
+    config = TrainConfig(weights=caffe_lrn).validate()
+    assert (config.network_init, config.network_lrn) == ("paper", "caffe")
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a zip")
+    with pytest.raises(SettingsError, match="could not be read as a Keras weights file"):
+        TrainConfig(weights=str(broken)).validate()
+
+
 @pytest.mark.slow
 def test_train_script_fine_tunes_with_frozen_blocks_and_exports_the_new_classes(
     folder, tmp_path, five_class_file
