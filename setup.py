@@ -23,7 +23,8 @@ TENSORFLOW = [
     # The TF Serving warmup records of an export and gRPC prediction (protos only).
     "tensorflow-serving-api>=2.21,<2.22",
 ]
-# Tested with jax 0.10.2 and 0.12.0.1 (CPU builds), torch 2.13.0 (CPU build).
+# Tested: jax 0.10.2 on Python 3.11 and 0.12.1 on Python 3.12 (jax 0.11 onwards needs 3.12),
+# CPU builds; torch 2.13.0, its CPU build (docs/design.md, "The package").
 JAX = ["jax[cpu]>=0.10,<0.13"]
 TORCH = ["torch>=2.13,<2.14"]
 
