@@ -1,13 +1,10 @@
 """A photo classified by the trained ImageNet weights: `IMAGENET_WEIGHTS.transforms()` against
-a crop computed by hand in NumPy, README's five lines run as written, and `alexnet-predict
---model=imagenet`. Never the internet: the Keras cache is prepared here, as a download would
+a crop computed by hand in NumPy, and `alexnet-predict --model=imagenet` (README's five lines:
+tests/docs_test.py). Never the internet: the Keras cache is prepared here, as a download would
 leave it, from a generated model (the real weights are not reachable from the tests)."""
 
-import hashlib
 import io
-import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -22,45 +19,16 @@ from keras_alexnet import data
 from keras_alexnet.data import pipeline
 from keras_alexnet.imagenet import IMAGENET_MEAN_RGB
 from tests.conftest import REPO_ROOT
+from tests.pretrained.prepared_cache import prepare_imagenet_cache
 
 WEIGHTS = keras_alexnet.IMAGENET_WEIGHTS
 
 
-def _sha256(path):
-    with open(path, "rb") as file:
-        return hashlib.sha256(file.read()).hexdigest()
-
-
 @pytest.fixture(scope="module")
 def keras_home(tmp_path_factory):
-    """A Keras home whose cache holds converted weights (random, seeded) and the record a
-    download of Caffe's bvlc_alexnet would have written beside them; returns (home, model)."""
+    """A Keras home whose cache holds the (generated) ImageNet weights; returns (home, model)."""
     home = tmp_path_factory.mktemp("keras_home")
-    models = home / "models"
-    models.mkdir()
-    import keras
-
-    keras.utils.set_random_seed(5)
-    model = keras_alexnet.AlexNet(classes=WEIGHTS.num_classes, **WEIGHTS.variant)
-    converted = models / WEIGHTS.cache_file
-    model.save_weights(str(converted))
-    caffe = WEIGHTS.sources[0]
-    record = {
-        "format": 1,
-        "file": WEIGHTS.cache_file,
-        "bytes": os.path.getsize(converted),
-        "sha256": _sha256(converted),
-        "made_from": {
-            "filename": caffe.filename,
-            "algorithm": caffe.algorithm,
-            "digest": caffe.digest,
-        },
-        "url": caffe.url,
-        "made_by": "the test",
-        "made_at": "2026-12-07T00:00:00+00:00",
-    }
-    (models / "bvlc_alexnet_imagenet.json").write_text(json.dumps(record))
-    return home, model
+    return home, prepare_imagenet_cache(str(home))
 
 
 def _photo(height=300, width=420, seed=0):
@@ -121,53 +89,24 @@ def test_transforms_refuses_what_is_not_an_image_in_one_line(tmp_path):
         transform(np.zeros((227, 227, 3)))
 
 
-def _readme_example():
-    """README's five-line example, as written under its marker."""
-    with open(os.path.join(REPO_ROOT, "README.md"), encoding="utf-8") as file:
-        readme = file.read()
-    marker = "<!-- the five lines below are run by tests/pretrained/imagenet_photo_test.py -->"
-    assert marker in readme
-    block = readme.split(marker, 1)[1]
-    return re.search(r"```python\n(.*?)```", block, re.DOTALL).group(1)
-
-
-@pytest.mark.slow
-def test_readme_example_and_predict_command_classify_a_photo(keras_home, tmp_path):
+def test_predict_command_classifies_with_the_papers_ten_views(keras_home, tmp_path):
     home, model = keras_home
-    code = _readme_example()
-    assert len([line for line in code.splitlines() if line.strip()]) == 5
     shutil.copy(os.path.join(REPO_ROOT, "examples", "star.jpg"), tmp_path / "photo.jpg")
-    env = dict(os.environ, KERAS_HOME=str(home))
-    # The cache is read, never the network: a download would print its progress and fail.
+    # The cache is read, never the network: a proxy that answers nothing stops any download.
+    env = dict(os.environ, KERAS_HOME=str(home), PYTHONPATH=REPO_ROOT)
     env.update(http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
-    ran = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
-    assert ran.returncode == 0, ran.stderr[-3000:]
-
-    # What the five lines must print, computed here from the same weights.
-    encoded = tf.constant((tmp_path / "photo.jpg").read_bytes())
-    view = pipeline.eval_view(encoded, data.IMAGENET_STATS).numpy()
-    probabilities = np.asarray(model(view[None], training=False))
-    top = np.argsort(-probabilities[0])[:3]
-    names = keras_alexnet.imagenet_class_names()
-    printed = ran.stdout.strip().splitlines()[-1]
-    for index in top:
-        assert f"'{names[index]}'" in printed, printed
-    assert printed.index(names[top[0]]) < printed.index(names[top[2]])
-
-    # The command: the paper's ten views, ImageNet's names, the cache read.
     predicted = subprocess.run(
         [sys.executable, "-m", "keras_alexnet_cli", "predict", "--model=imagenet", "photo.jpg"],
         cwd=tmp_path,
-        env=dict(env, PYTHONPATH=REPO_ROOT),
+        env=env,
         capture_output=True,
         text=True,
     )
     assert predicted.returncode == 0, predicted.stderr[-3000:]
+    encoded = tf.constant((tmp_path / "photo.jpg").read_bytes())
     ten = pipeline.ten_crop_view(encoded, data.IMAGENET_STATS).numpy()
     mean = np.asarray(model(ten, training=False)).mean(axis=0)
-    best = names[int(np.argmax(mean))]
+    best = keras_alexnet.imagenet_class_names()[int(np.argmax(mean))]
     assert predicted.stdout.startswith(f"photo.jpg: {best} {mean.max():.3f}"), predicted.stdout
     assert "Traceback" not in predicted.stderr and "ERROR" not in predicted.stderr
 
