@@ -31,7 +31,7 @@ COMMANDS = (
     "similar",
     "summary",
 )
-# What a command needs beyond the model-only install (README, Install).
+# What a command needs beyond the model-only install (README, "Install").
 _FULL_INSTALL = 'pip install "keras_alexnet[tensorflow]"'
 
 

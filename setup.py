@@ -84,7 +84,7 @@ setup(
         # Loading the ONNX form of Caffe's bvlc_alexnet (keras_alexnet.pretrained), and the ONNX
         # export (alexnet-export --also=onnx).
         "onnx": ["onnx>=1.16,<2"],
-        # The model on Keras' other backends (KERAS_BACKEND=jax or torch; README, Backends).
+        # The model on Keras' other backends (KERAS_BACKEND=jax or torch; docs/model.md).
         "jax": JAX,
         "torch": TORCH,
         # onnxruntime is the tests' reference for ONNX graphs; it is never imported by the package.

@@ -16,7 +16,7 @@ the embedded alexnet_shapes set), in one process:
    FLOP/s measured in each round as the machine's reference;
 4. the export: the SavedModel of the int8 model reproduces it (`predict_images`).
 
-Names the CPU first. Figures go to README ("int8") with the machine they came from.
+Names the CPU first. Figures go to docs/results.md ("int8") with the machine they came from.
 """
 
 import os

@@ -88,7 +88,7 @@ def AlexNet(
     The model starts from the paper's random initialisation, from the trained ImageNet weights
     (`weights="imagenet"`: Caffe's bvlc_alexnet, downloaded once into the Keras cache; see
     `keras_alexnet.IMAGENET_WEIGHTS`), from a weights file you trained, or from Caffe's
-    `bvlc_alexnet.caffemodel` (or its ONNX form) that you bring (README, "Pretrained weights").
+    `bvlc_alexnet.caffemodel` (or its ONNX form) that you bring (docs/weights.md).
 
     Args:
         include_top: whether to include fc6, fc7 and the classifier. Then the input must be
@@ -377,7 +377,7 @@ def _validate_arguments(
             'If using `weights="imagenet"` with `include_top=True`, `classes` should be '
             f"{IMAGENET_WEIGHTS.num_classes}. Received: classes={classes}. For other classes, "
             "build with include_top=False and add a new top, or fine-tune with "
-            "`scripts/train.py --weights=imagenet` (README, Fine-tuning)."
+            "`alexnet-train --weights=imagenet` (docs/training.md, Fine-tuning)."
         )
     if pooling not in POOLINGS:
         raise ValueError(

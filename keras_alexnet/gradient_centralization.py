@@ -6,7 +6,7 @@ For a Dense kernel `(inputs, units)` the gradient of unit `j` becomes
 is over height, width and channels, per filter. Biases (and any variable of rank below 2)
 are left as they are. The rest of the optimizer's rule is unchanged, on the centred gradient.
 
-Why AlexNet needs it in a short run from scratch (README, "Recipes tried"): the inputs of
+Why AlexNet needs it in a short run from scratch (docs/notes/quickstart-history.md): the inputs of
 conv2 to fc8 are ReLU outputs, all positive, so each filter's gradient carries a component
 shared by all its weights; Adam turns even a small shared component into a full step, every
 kernel drifts negative together, and most units switch off within the first 25 steps.

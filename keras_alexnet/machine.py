@@ -8,7 +8,7 @@ loads: TensorFlow reads `TF_ENABLE_ONEDNN_OPTS` once, when it is imported.
 Why oneDNN matters here: on Linux, TensorFlow turns its oneDNN kernels on by default only on
 CPUs with AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX. On the others (AMD Zen 2 and Zen 3,
 Intel before Cascade Lake: AVX2 CPUs) it falls back to Eigen's convolutions, and AlexNet's
-float32 training step runs at about half the speed (README, Performance, has the figures).
+float32 training step runs at about half the speed (docs/results.md has the figures).
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ def resolve_weights(weights) -> Weights:
     if kind == KERAS_FILE and not path.endswith(keras_file.WEIGHTS_SUFFIXES):
         refusal = pretrained.refusal(path)
         if refusal:
-            raise ValueError(f"{refusal} See README, Pretrained weights, for the formats loaded.")
+            raise ValueError(f"{refusal} See docs/weights.md for the formats loaded.")
         raise ValueError(f"{_WEIGHTS_ARGUMENT} Received: weights={path!r}")
     if not os.path.isfile(path):
         raise ValueError(f"The weights file does not exist. Received: weights={path!r}")

@@ -202,7 +202,7 @@ def test_killed_and_terminated_runs_resume(folder, tmp_path):
     command resumes where the backup is, completes the history and exports. That the resumed
     run computes what an uninterrupted one does, bit for bit, is run_test.py's test (a
     stand-in network, in-process): this network's CPU kernels are not bit-reproducible from
-    run to run (README, "A run is safe to stop")."""
+    run to run (docs/training.md, "A run is safe to stop")."""
     for name, sig in (("killed", signal.SIGKILL), ("terminated", signal.SIGTERM)):
         args = _flags(folder, tmp_path / name, epochs=2, steps_per_epoch=3)
         code, output = _interrupt_in_epoch_2(args, sig)

@@ -124,8 +124,8 @@ def _options() -> tf.data.Options:
     With autotuning on, each iterator runs a background thread that re-tunes the pipeline
     at growing intervals (up to about a minute), and deleting the iterator can wait for that
     thread's next wake-up: Keras deletes the validation iterator at every validation after
-    the first, and training stopped there for 14 to 59 s at a time (TensorFlow 2.21; README,
-    Performance, "Waits between epochs"). Without it, `AUTOTUNE` means one parallel call per
+    the first, and training stopped there for seconds to a minute at a time (TensorFlow 2.21;
+    docs/performance.md). Without it, `AUTOTUNE` means one parallel call per
     CPU core and prefetch buffers that grow as needed: the same images/s on 2 cores
     (benchmarks/input_pipeline.py).
     """

@@ -43,7 +43,7 @@ class Source:
         num_examples: examples per split, {"train": N, "validation": M}.
         default_stats: the pixel statistics to use when none are given: ImageNet's for
             `imagenet2012` (and, as a fallback, for every other source; compute a dataset's own
-            with `scripts/compute_stats.py`).
+            with `alexnet-compute-stats`).
         load: `load(split, shuffle_seed)` -> dataset of (encoded bytes, int32 label); shuffled
             (files and examples) when `shuffle_seed` is not None.
         fully_shuffled: whether `load` with a seed already shuffles every example (not just
@@ -517,7 +517,7 @@ def open_dataset(
     seed: int = 0,
 ) -> tuple[Source, ColorStats]:
     """`make_source`'s dataset and the pixel statistics to use with it: those of `stats_file`
-    (`scripts/compute_stats.py`), else the dataset's default. What the scripts' data flags
+    (`alexnet-compute-stats`), else the dataset's default. What the scripts' data flags
     (`dataset`, `data_dir`, `manual_dir`, `image_dir`, `stats`) name.
 
     Raises:

@@ -60,12 +60,12 @@ MAX_STATS_BYTES = 1 << 16
 
 
 def load_stats(path: str | os.PathLike) -> ColorStats:
-    """Reads a statistics JSON file written by `save_stats` (or `scripts/compute_stats.py`)."""
+    """Reads a statistics JSON file written by `save_stats` (or `alexnet-compute-stats`)."""
     path = os.fspath(path)
     if os.path.exists(path) and not os.path.isfile(path):
         raise ValueError(
             f"The statistics file {path!r} is not a regular file (a folder, a device or a "
-            "pipe). Give the JSON file `python scripts/compute_stats.py --output=...` wrote."
+            "pipe). Give the JSON file `alexnet-compute-stats --output=...` wrote."
         )
     try:
         with open(path, encoding="utf-8") as f:
@@ -83,13 +83,13 @@ def load_stats(path: str | os.PathLike) -> ColorStats:
     except FileNotFoundError:
         raise ValueError(
             f"The statistics file {path!r} does not exist. Write it with "
-            "`python scripts/compute_stats.py --output=...`."
+            "`alexnet-compute-stats --output=...`."
         ) from None
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(
             f"The statistics file {path!r} is not a valid statistics JSON file ({error!r}); "
             "it needs mean_rgb (3), eigenvalues (3) and eigenvectors (3x3). Write it again "
-            "with `python scripts/compute_stats.py`."
+            "with `alexnet-compute-stats`."
         ) from None
     if (
         len(stats.mean_rgb) != 3
@@ -120,7 +120,7 @@ def check_stats(stats: ColorStats, what: str = "stats") -> None:
     if problem:
         raise ValueError(
             f"{what} does not hold pixel statistics: {problem}. Write it again with "
-            "`python scripts/compute_stats.py`."
+            "`alexnet-compute-stats`."
         )
 
 

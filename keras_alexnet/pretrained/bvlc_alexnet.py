@@ -123,7 +123,7 @@ def check_network(layers: list[net.NetLayer], path: str) -> dict[str, net.NetLay
             raise Mismatch(
                 f"{path}: layer {layer.name!r} is a {_describe(layer)} where bvlc_alexnet has "
                 f"{step.name} ({step.kind}). This is another architecture; keras_alexnet "
-                "loads bvlc_alexnet (see README, Pretrained weights)."
+                "loads bvlc_alexnet (see docs/weights.md)."
             )
         size = _check_step(step, layer, size, path)
         _check_finite(layer, path)
@@ -159,7 +159,7 @@ def _computing_chain(layers, path) -> list[net.NetLayer]:
             raise Mismatch(
                 f"{path}: layer {layer.name!r} is of type {layer.attrs.get('type')!r}, which "
                 "bvlc_alexnet does not have. This is another architecture; keras_alexnet loads "
-                "bvlc_alexnet (see README, Pretrained weights)."
+                "bvlc_alexnet (see docs/weights.md)."
             )
         source = alias.get(layer.inputs[0], layer.inputs[0]) if layer.inputs else None
         if layer.kind in net.PASS_THROUGH:

@@ -164,7 +164,7 @@ IMAGENET_WEIGHTS = PretrainedWeights(
         "shorter side to 256 and takes the central 227x227 crop"
     ),
     num_classes=NUM_IMAGENET_CLASSES,
-    # fc8 with 1000 classes: the paper network's parameter count (README, "Faithful").
+    # fc8 with 1000 classes: the paper network's parameter count (README, the paper's table).
     num_params=60_965_224,
     accuracy=_ACCURACY,
     license=(

@@ -357,7 +357,7 @@ def _offline_message(weights: PretrainedWeights, failures: list[str]) -> str:
         "Download one of these files on a machine with internet access:",
         *(f"  {s.url} ({s.size:,} bytes, {s.algorithm} {s.digest})" for s in weights.sources),
         f"and put it at {os.path.join(models_dir(), weights.sources[0].filename)} (or the "
-        "same folder under its own name), or run `python scripts/convert_weights.py FILE "
+        "same folder under its own name), or run `alexnet-convert-weights FILE "
         "--install`; then load the weights again.",
     ]
     return "\n".join(lines)

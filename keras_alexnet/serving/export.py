@@ -1,6 +1,6 @@
 """Export for TF Serving: `<export_dir>/<integer version>/`, written atomically.
 
-The SavedModel has three signatures (the contract README documents):
+The SavedModel has three signatures (the contract docs/serving.md documents):
 
 - `serving_default`: `image_bytes`, tf.string [None], encoded JPEG or PNG images, decoded,
   resized and centre-cropped inside the graph exactly as evaluation does it
@@ -8,7 +8,7 @@ The SavedModel has three signatures (the contract README documents):
 - `ten_crop`: the same `image_bytes`, each classified as the paper does at test time (section
   4.1): the softmax averaged over ten views (`data.pipeline.ten_crop_view`: the four corner
   227x227 patches, the centre one, and their mirrors). Ten network passes per image, and
-  at most `MAX_TEN_CROP_IMAGES` images per request; `scripts/predict.py` uses it;
+  at most `MAX_TEN_CROP_IMAGES` images per request; `alexnet-predict` uses it;
 - `predict_images`: `images`, float32 [None, 227, 227, 3], RGB on the 0..255 scale.
 
 All three return `probabilities` [None, classes] float32, `classes` [None, 5] int32 (the top

@@ -3,7 +3,7 @@ LiteRT (TensorFlow Lite: phones and small devices).
 
 Each holds the model with its mean subtraction, so it takes what `predict_images` of the
 SavedModel takes: `images`, float32 [batch, 227, 227, 3], RGB on the 0..255 scale, centre-
-cropped as evaluation does (README, Inputs); and it gives `probabilities` [batch, classes].
+cropped as evaluation does (docs/inputs.md); and it gives `probabilities` [batch, classes].
 ONNX is written operator by operator (`onnx_export`: Keras' tf2onnx route held 11.7 GB of
 memory for it); LiteRT is Keras' own exporter (`model.export(format="litert")`, TensorFlow's
 converter). LRN stays one operator (ONNX `LRN`, LiteRT `LOCAL_RESPONSE_NORMALIZATION`) and

@@ -34,7 +34,7 @@ def _no_ten_crop(model: str) -> UnusableModel:
     return UnusableModel(
         f"{model} has no {TEN_CROP} signature: it was exported by a keras_alexnet without the "
         "paper's ten-crop prediction. Classify with --crops=center (its serving_default), or "
-        "export the model again with scripts/export.py."
+        "export the model again with alexnet-export."
     )
 
 
@@ -51,7 +51,7 @@ def _serving_signature(trained: TrainedModel, name: str):
             f"{trained.path!r} is a SavedModel but not a keras_alexnet export: its "
             "serving_default signature must take image_bytes (string) and return labels and "
             f"scores; it takes {sorted(inputs)} and returns {sorted(outputs)}. Export a model "
-            "with `python scripts/export.py`."
+            "with `alexnet-export`."
         )
     if name not in signatures:
         raise _no_ten_crop(repr(trained.path))
@@ -294,7 +294,7 @@ def make_classifier(
     stats_file: str | None = None,
     crops: str = "ten",
 ) -> Classifier:
-    """The classifier `scripts/predict.py` asks: TF Serving at `server` ("host:port", over
+    """The classifier `alexnet-predict` asks: TF Serving at `server` ("host:port", over
     `protocol` "rest" or "grpc", the model named `model_name` there), or without a server the
     trained model at `model` (`load_classifier`); with the centre view or the paper's ten
     (`crops`, see `classifier_of`)."""

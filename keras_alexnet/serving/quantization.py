@@ -3,8 +3,8 @@
 fc6, fc7 and the classifier hold 58.6M of the 61.0M parameters at 1000 classes (96%; paper
 3.5's layer sizes). Keras' `model.quantize("int8")` stores each of their kernels as int8 with
 one float32 scale per output unit (absmax), and quantizes the layer's input per row at run
-time; the convolutions, LRN and pooling stay float32. README ("int8") has the measured size,
-speed and accuracy against float32.
+time; the convolutions, LRN and pooling stay float32. docs/results.md ("int8") has the
+measured size, speed and accuracy against float32.
 """
 
 from __future__ import annotations

@@ -131,7 +131,7 @@ def load_trained_model(
     Args:
         path: where the model is, or "imagenet".
         class_names_file: a class names file (one per line) that overrides the model's own.
-        stats_file: a statistics JSON (`scripts/compute_stats.py`) that overrides the one
+        stats_file: a statistics JSON (`alexnet-compute-stats`) that overrides the one
             beside a `.keras` file; default ImageNet's.
         (A SavedModel holds its class names and mean in its graph: neither file is used.)
 

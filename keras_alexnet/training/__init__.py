@@ -1,4 +1,4 @@
-"""Training AlexNet: `train(TrainConfig(...))`, which `scripts/train.py` calls.
+"""Training AlexNet: `train(TrainConfig(...))`, which `alexnet-train` calls.
 
 config       TrainConfig: every setting, its help and bounds (the script's flags)
 setup        set_up(config) -> TrainingSetup: strategy, precision, data, steps

@@ -33,7 +33,7 @@ BACKUP_DIR = "backup"
 STATE_FILE = "state.json"
 
 # Settings a resumed run must share with the run it resumes: each changes what the weights
-# in the backup mean, or which batches the rest of the run sees (README, "Resuming").
+# in the backup mean, or which batches the rest of the run sees (docs/training.md, "Resuming").
 REQUIRED_SETTINGS = (
     "dataset",
     "classes",

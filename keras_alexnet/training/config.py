@@ -1,7 +1,7 @@
 """The settings of a training run: one frozen `TrainConfig`.
 
 Its defaults are the paper's recipe (section 5). Every field carries its help text and its
-bounds, from which `define_flags` defines `scripts/train.py`'s flags (and `config_from_flags`
+bounds, from which `define_flags` defines `alexnet-train`'s flags (and `config_from_flags`
 reads them back) and `validate` checks a config built in Python: the defaults, the help and
 the limits live here only. A config is saved with the
 run (`to_json`), and a resumed run is compared with it (`backup.check_resume`).
@@ -46,7 +46,7 @@ LR_SCHEDULES = ("plateau", "cosine")
 
 
 class SettingsError(ValueError):
-    """A training argument (a `scripts/train.py` flag), or the data or backup it points to,
+    """A training argument (an `alexnet-train` flag), or the data or backup it points to,
     is not usable; the message names it and says what to do."""
 
 
@@ -129,9 +129,7 @@ class TrainConfig:
         None, "Folder with the ILSVRC2012 tars (imagenet2012).", "string"
     )
     image_dir: str | None = _setting(None, "The image folder (dataset=image_folder).", "string")
-    stats: str | None = _setting(
-        None, "Pixel mean/PCA JSON from scripts/compute_stats.py.", "string"
-    )
+    stats: str | None = _setting(None, "Pixel mean/PCA JSON from alexnet-compute-stats.", "string")
     model_dir: str = _setting(
         "runs/alexnet", "Checkpoints, backup and logs of the run.", nonempty=True
     )
@@ -320,7 +318,7 @@ _DEFINE = {
 }
 
 
-# The fields that say where the data is: `scripts/evaluate.py`, `compute_stats.py` and
+# The fields that say where the data is: `alexnet-evaluate`, `alexnet-compute-stats` and
 # `similar.py` define these flags too (`define_flags(..., names=DATA_LOCATION)`).
 DATA_LOCATION = ("dataset", "data_dir", "manual_dir", "image_dir", "stats")
 

@@ -5,7 +5,7 @@ classes differ, and only the layers from a chosen block on trained.
     fresh = start_from(model, start)        # ["predictions"] when the classes differ
     frozen = freeze_before(model, "fc6")    # conv1_a ... conv5_b: not trained
 
-`scripts/train.py --weights=... --train_from=...` does this before compiling (`recipe`).
+`alexnet-train --weights=... --train_from=...` does this before compiling (`recipe`).
 Frozen layers keep their loaded values exactly: they are not trainable variables, so neither
 the gradient nor the weight decay (a loss term on trainable kernels only) touches them.
 """

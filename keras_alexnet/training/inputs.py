@@ -2,7 +2,7 @@
 the training and validation datasets distributed over the run's strategy.
 
 Each epoch's stream depends only on (seed, epoch), so a resumed run sees the batches an
-uninterrupted one would (README, "A run is safe to stop").
+uninterrupted one would (docs/training.md, "A run is safe to stop").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`train`: a training run of AlexNet, which `scripts/train.py` calls. It reads top to bottom:
+"""`train`: a training run of AlexNet, which `alexnet-train` calls. It reads top to bottom:
 
     config -> what the run works with (`setup.set_up`: strategy, precision, data, steps)
     -> run directory, checked and locked (`directory.prepare`) -> what to do
@@ -177,7 +177,8 @@ def _build_metrics_before_fit(model: keras.Model, inputs: TrainingInputs) -> Non
 
     That second read is a second iteration of the stream, in another order with other random
     views: a run resumed at epoch k would train epoch k on the second iteration of epoch k's
-    stream where an uninterrupted run trains on the first (README, "A run is safe to stop").
+    stream where an uninterrupted run trains on the first (docs/training.md, "A run is safe to
+    stop").
     Multi-worker runs need it too (see `compat.build_metrics_from_shapes`), and their scalar
     logs averaged over the workers.
     """

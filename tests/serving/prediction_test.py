@@ -292,7 +292,7 @@ def test_a_served_export_without_ten_crop_is_one_line_for_all_files(old_export, 
             f"ERROR: The model 'alexnet' at {address} has no ten_crop signature: it was "
             "exported by a keras_alexnet without the paper's ten-crop prediction. Classify "
             "with --crops=center (its serving_default), or export the model again with "
-            "scripts/export.py."
+            "alexnet-export."
         ]
         assert result.stdout == "" and "Traceback" not in result.stderr
         result = run_python([*command, "--crops=center", *EXAMPLES])
