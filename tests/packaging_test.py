@@ -129,6 +129,13 @@ def test_wheel_and_sdist_pass_twine_and_hold_what_they_need(dist):
     assert not [line for line in base if "tensorflow" in line], base
 
 
+def _refusal(command, cwd, env):
+    """The stderr lines of a command that must exit with status 1."""
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, (command, result.stdout[-2000:], result.stderr[-2000:])
+    return result.stderr.strip().splitlines()
+
+
 def _site_packages_files(bin_dir):
     (site,) = glob.glob(str(bin_dir.parent / "lib" / "python*" / "site-packages"))
     package = os.path.join(site, "keras_alexnet")
@@ -202,16 +209,7 @@ def test_the_installed_wheel_runs_the_main_job_from_an_empty_directory(
     )
     assert "runs/quickstart holds a finished run" in again.stdout, again.stdout
     assert sorted(os.listdir(work / "saved_models" / "alexnet")) == ["1"]
-    wrong = subprocess.run(
-        [str(bin_dir / "alexnet-train"), "--config=quikstart"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert wrong.returncode == 1
-    assert wrong.stderr.strip().splitlines() == [
+    assert _refusal([str(bin_dir / "alexnet-train"), "--config=quikstart"], work, env) == [
         "ERROR: --config must name one of the packaged recipes ['finetune', 'paper', "
         "'quickstart']; received --config=quikstart. For a file of your own, give "
         "--flagfile=<its path>."
@@ -248,16 +246,7 @@ def test_the_installed_wheel_runs_the_main_job_from_an_empty_directory(
         np.load(tmp_path / "jax.npy"), np.load(tmp_path / "tf.npy"), atol=1e-4
     )
     # A command that needs TensorFlow says so in one line.
-    refused = subprocess.run(
-        [str(model_only / "alexnet-train"), "--config=quickstart"],
-        cwd=work,
-        env=jax_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert refused.returncode == 1
-    assert refused.stderr.strip().splitlines() == [
+    assert _refusal([str(model_only / "alexnet-train"), "--config=quickstart"], work, jax_env) == [
         "ERROR: alexnet-train needs tensorflow, which is not installed (a model-only install): "
         'pip install "keras_alexnet[tensorflow]"'
     ]
