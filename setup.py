@@ -1,14 +1,14 @@
 """Packaging for keras_alexnet. Tool settings (pytest, ruff) live in pyproject.toml.
 
-The version has one source, `__version__` in keras_alexnet/__init__.py, read here as text (so
+The version has one source, `__version__` in keras_alexnet/version.py, read here as text (so
 that building the package imports none of it)."""
 
 import re
 
 from setuptools import find_packages, setup
 
-with open("keras_alexnet/__init__.py", encoding="utf-8") as init:
-    VERSION = re.search(r'^__version__ = "([^"]+)"$', init.read(), re.M).group(1)
+with open("keras_alexnet/version.py", encoding="utf-8") as version_file:
+    VERSION = re.search(r'^__version__ = "([^"]+)"$', version_file.read(), re.M).group(1)
 
 # The TensorFlow side: the commands (tf.data input, tf.distribute training, the SavedModel
 # export for TF Serving). The model alone needs none of it (the "jax" and "torch" extras).
@@ -43,9 +43,9 @@ setup(
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
         "Typing :: Typed",
     ],
-    packages=find_packages(include=["keras_alexnet", "keras_alexnet.*"]),
-    # The commands' launcher, outside the package so that it runs before TensorFlow loads.
-    py_modules=["keras_alexnet_cli"],
+    # keras_alexnet_cli: the commands' launcher, outside keras_alexnet so that it runs before
+    # TensorFlow loads.
+    packages=find_packages(include=["keras_alexnet", "keras_alexnet.*", "keras_alexnet_cli"]),
     package_data={
         "keras_alexnet": [
             "py.typed",

@@ -42,20 +42,21 @@ flags.DEFINE_integer("repeats", 3, "Fresh processes per measurement; the best is
 _CHILD = r"""
 import dataclasses, json, os, resource, sys, time
 import keras_alexnet, numpy as np
-from keras_alexnet.pretrained import load_pretrained, weights_cache
-from keras_alexnet.pretrained.imagenet_weights import IMAGENET_WEIGHTS
+from keras_alexnet.weights import cache as weights_cache
+from keras_alexnet.weights.caffe import load_pretrained
+from keras_alexnet.weights.imagenet_release import IMAGENET_WEIGHTS
 mode, path, classes = sys.argv[1], sys.argv[2], int(sys.argv[3])
 release = dataclasses.replace(IMAGENET_WEIGHTS, sources=(dataclasses.replace(
     IMAGENET_WEIGHTS.sources[0], size=os.path.getsize(path),
     digest=sys.argv[4] if len(sys.argv) > 4 else ""),))
 if mode == "install":
-    weights_cache.install(path, release)
+    weights_cache.install(path, lambda: keras_alexnet.AlexNet(lrn="caffe"), release)
     sys.exit()
 start = time.perf_counter()
 model = keras_alexnet.AlexNet(lrn="caffe", classes=classes)
 built = time.perf_counter()
 if mode == "cached":
-    model.load_weights(weights_cache.imagenet_weights_file(release))
+    model.load_weights(weights_cache.imagenet_weights_file(lambda: model, release))
 elif mode == "h5":
     model.load_weights(os.path.join(weights_cache.models_dir(), release.cache_file))
 elif mode == "load":
@@ -87,7 +88,7 @@ def main(argv):
     del argv
     import keras_alexnet  # noqa: F401  (before TensorFlow: the oneDNN switch)
     from keras_alexnet.machine import describe_this_machine
-    from tests.pretrained import caffe_files
+    from tests.weights import caffe_files
 
     print(describe_this_machine())
     weights = caffe_files.random_weights(classes=FLAGS.classes)

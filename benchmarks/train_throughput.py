@@ -231,13 +231,13 @@ def serving_figures(model, export_dir):
     import numpy as np
     import tensorflow as tf
 
-    from keras_alexnet.serving import export
+    from keras_alexnet.serving import export, signatures, warmup
 
     path = export.export_saved_model(model, export_dir, [str(i) for i in range(1000)])
     loaded = tf.saved_model.load(path)
     predict = loaded.signatures["predict_images"]
     batch = tf.constant(np.random.default_rng(1).uniform(0, 255, (64, 227, 227, 3)), tf.float32)
-    jpeg = tf.constant(export.warmup_images(1))
+    jpeg = tf.constant(warmup.warmup_images(1))
     predict(images=batch)
     rate = max(64 / _timed(lambda: predict(images=batch)) for _ in range(FLAGS.repeats))
 
@@ -246,7 +246,7 @@ def serving_figures(model, export_dir):
         serve(image_bytes=jpeg)
         return min(_timed(lambda: serve(image_bytes=jpeg)) for _ in range(3 * FLAGS.repeats))
 
-    return rate, latency(export.SERVING_DEFAULT), latency(export.TEN_CROP)
+    return rate, latency(signatures.SERVING_DEFAULT), latency(signatures.TEN_CROP)
 
 
 def _timed(fn):

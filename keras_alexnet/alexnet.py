@@ -13,14 +13,16 @@ Reference:
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 
 import keras
 import numpy as np
-from keras import ops
 
-from keras_alexnet.imagenet import IMAGENET_MEAN_RGB, NUM_IMAGENET_CLASSES, imagenet_class_index
+from keras_alexnet.imagenet import (  # preprocess_input: re-exported, the model's input
+    NUM_IMAGENET_CLASSES,
+    imagenet_class_index,
+    preprocess_input,  # noqa: F401
+)
 from keras_alexnet.layers import (
     CrossTowerLocalResponseNormalization,
     LocalResponseNormalization,
@@ -32,8 +34,8 @@ from keras_alexnet.layers import (
     PlacedMaxPooling2D,
 )
 from keras_alexnet.layers.local_response_normalization import ALPHA_CONVENTIONS, CAFFE_BIAS
-from keras_alexnet.pretrained.imagenet_weights import IMAGENET_WEIGHTS
 from keras_alexnet.weights import IMAGENET, Weights, resolve_weights
+from keras_alexnet.weights.imagenet_release import IMAGENET_WEIGHTS
 
 # Paper 3.5 / figure 2: the input is 227x227x3. The paper says 224, which does not fit an
 # unpadded 11x11 stride-4 conv1 giving 55x55; Caffe and every faithful port use 227.
@@ -151,7 +153,7 @@ def AlexNet(
     >>> model.output_shape
     (None, 10)
     """
-    input_shape, weights = _validate_arguments(
+    input_shape, resolved = _validate_arguments(
         include_top=include_top,
         weights=weights,
         input_tensor=input_tensor,
@@ -166,7 +168,7 @@ def AlexNet(
         lrn_alpha_convention=lrn_alpha_convention,
         init=init,
     )
-    lrn = lrn or weights.lrn or "paper"
+    lrn = lrn or resolved.lrn or "paper"
     device = dict(zip(TOWERS, tower_devices or (None, None), strict=True))
     ones, zeros = ("zeros", "zeros") if init == "he" else ("ones", "zeros")
 
@@ -298,7 +300,13 @@ def AlexNet(
         inputs = sources[0] if len(sources) == 1 else sources
     model = keras.Model(inputs, x, name=name)
 
-    weights.load_into(model, include_top)
+    resolved.load_into(
+        model,
+        include_top,
+        full_model=lambda: AlexNet(
+            classes=IMAGENET_WEIGHTS.num_classes, **IMAGENET_WEIGHTS.variant
+        ),
+    )
     return model
 
 
@@ -367,12 +375,13 @@ def _validate_arguments(
         raise ValueError(
             f"`include_top` must be True or False. Received: include_top={include_top!r}"
         )
-    weights = resolve_weights(weights)
+    resolved = resolve_weights(weights)
     _validate_lrn(lrn, lrn_alpha_convention, init)
-    weights.check_model(lrn, lrn_alpha_convention, init)
+    resolved.check_model(lrn, init)
+    _validate_alpha_convention(lrn or resolved.lrn, lrn_alpha_convention)
     if not _is_int(classes) or classes < 1:
         raise ValueError(f"`classes` must be a positive integer. Received: classes={classes!r}")
-    if weights.kind == IMAGENET and include_top and classes != IMAGENET_WEIGHTS.num_classes:
+    if resolved.kind == IMAGENET and include_top and classes != IMAGENET_WEIGHTS.num_classes:
         raise ValueError(
             'If using `weights="imagenet"` with `include_top=True`, `classes` should be '
             f"{IMAGENET_WEIGHTS.num_classes}. Received: classes={classes}. For other classes, "
@@ -432,7 +441,7 @@ def _validate_arguments(
         if input_shape is None:
             input_shape = tuple(input_tensor.shape)[1:]
             source = "input_tensor.shape[1:]"
-    return _validate_input_shape(input_shape, include_top, source, weights.channels), weights
+    return _validate_input_shape(input_shape, include_top, source, resolved.channels), resolved
 
 
 def _validate_lrn(lrn, lrn_alpha_convention, init):
@@ -445,59 +454,16 @@ def _validate_lrn(lrn, lrn_alpha_convention, init):
         )
     if init not in INITIALIZATIONS:
         raise ValueError(f"`init` must be one of {INITIALIZATIONS}. Received: init={init!r}")
+
+
+def _validate_alpha_convention(lrn, lrn_alpha_convention):
+    """`lrn` is the LRN the model gets: the argument, or the one its weights need."""
     if lrn == "caffe" and lrn_alpha_convention == "paper":
         raise ValueError(
             "lrn='caffe' always divides alpha by the window size (Caffe's convention); "
             "lrn_alpha_convention applies to lrn='paper' only. Received: "
             "lrn_alpha_convention='paper'"
         )
-
-
-def preprocess_input(x, mean: Sequence[float] = IMAGENET_MEAN_RGB):
-    """Subtracts the training set's per-channel mean from RGB images on the 0..255 scale.
-
-    Paper 2: "subtracting the mean activity over the training set from each pixel". Unlike
-    `keras.applications.vgg16.preprocess_input`, channels stay in RGB order.
-
-    Args:
-        x: images, `(..., 3)` RGB in 0..255: a NumPy array, a list, or a tensor.
-        mean: the per-channel mean of the training set; ImageNet's by default.
-
-    Returns:
-        float32 images of the same shape, NumPy for NumPy input, a tensor for a tensor.
-
-    Example:
-
-    >>> preprocess_input(np.full((1, 227, 227, 3), 128.0))[0, 0, 0]
-    array([ 4.32, 11.22, 24.06], dtype=float32)
-    """
-    mean = np.asarray(mean, dtype=np.float32)
-    if mean.shape != (3,):
-        raise ValueError(f"`mean` must hold 3 numbers (R, G, B). Received: mean={mean.tolist()}")
-    if _is_tensorflow_tensor(x):  # in a tf.data pipeline, whatever Keras' backend
-        import tensorflow as tf
-
-        if x.shape.rank is not None and x.shape[-1] != 3:
-            raise ValueError(
-                f"preprocess_input expects (..., 3) RGB images. Received shape {x.shape}"
-            )
-        return tf.cast(x, tf.float32) - mean
-    if ops.is_tensor(x):  # a JAX array or torch tensor under those backends
-        if x.shape[-1] != 3:
-            raise ValueError(
-                f"preprocess_input expects (..., 3) RGB images. Received shape {tuple(x.shape)}"
-            )
-        return ops.cast(x, "float32") - ops.convert_to_tensor(mean)
-    x = np.asarray(x)
-    if x.ndim < 1 or x.shape[-1] != 3:
-        raise ValueError(f"preprocess_input expects (..., 3) RGB images. Received shape {x.shape}")
-    return x.astype(np.float32) - mean
-
-
-def _is_tensorflow_tensor(x) -> bool:
-    """Whether `x` is a TensorFlow tensor, without importing TensorFlow if nothing has."""
-    tf = sys.modules.get("tensorflow")
-    return tf is not None and tf.is_tensor(x)
 
 
 def decode_predictions(preds, top: int = 5) -> list[list[tuple[str, str, float]]]:

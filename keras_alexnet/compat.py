@@ -18,7 +18,7 @@ def onednn_enabled() -> bool:
 def print_msg(message: str) -> None:
     """Prints as Keras' own callbacks do: to stdout, or to absl logging when Keras'
     interactive logging is off."""
-    from keras.src.utils import io_utils
+    from keras.src.utils import io_utils  # (private API, optional: read only when asked)
 
     io_utils.print_msg(message)
 
@@ -26,7 +26,7 @@ def print_msg(message: str) -> None:
 def weights_file_key(class_name: str) -> str:
     """The snake_case name under which a Keras weights file stores a layer of this class
     (`layers/<key>[_N]/vars/<i>`)."""
-    from keras.src.utils import naming
+    from keras.src.utils import naming  # (private API, optional: read only when asked)
 
     return naming.to_snake_case(class_name)
 

@@ -183,7 +183,7 @@ def describe_this_machine() -> str:
     whether TensorFlow runs its oneDNN kernels, and the GPUs. Imports TensorFlow."""
     import tensorflow as tf
 
-    from keras_alexnet import compat
+    from keras_alexnet import compat  # (beside TensorFlow: its private API)
 
     gpus = tf.config.list_physical_devices("GPU")
     gpu_names = [
@@ -193,17 +193,3 @@ def describe_this_machine() -> str:
         f"CPU: {cpu_info().describe()}; TensorFlow {tf.__version__}, oneDNN kernels "
         f"{'on' if compat.onednn_enabled() else 'off'}; GPUs: {', '.join(gpu_names) or 'none'}"
     )
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process `pid` runs on this machine (this process counts): how a temporary file
-    named after its writer's pid is known to be abandoned."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True

@@ -17,8 +17,9 @@ import json
 import os
 import zipfile
 
-from keras_alexnet.pretrained import weights_cache
-from keras_alexnet.pretrained.imagenet_weights import IMAGENET_WEIGHTS
+from keras_alexnet import files
+from keras_alexnet.weights import CAFFE_FILE, IMAGENET, NO_WEIGHTS, cache, weights_kind
+from keras_alexnet.weights.imagenet_release import IMAGENET_WEIGHTS
 
 CARD_MEMBER = "keras_alexnet_card.json"
 EXPORT_CARD = "model_card.json"  # in a SavedModel's assets.extra/
@@ -31,22 +32,21 @@ def _pretrained_facts() -> dict:
 
 def origin_of(weights: str | None) -> dict:
     """What a model that starts from `weights` (an `AlexNet`/`--weights` value) starts from."""
-    if weights is None:
+    kind = weights_kind(weights)
+    if kind == NO_WEIGHTS:
         return {"weights": None, "initialisation": "random"}
-    if weights == "imagenet":
+    if kind == IMAGENET:
         return {"weights": "imagenet", "pretrained": _pretrained_facts()}
+    if kind == CAFFE_FILE:
+        return caffe_file_origin(weights, *cache.known_release(weights))
     card = {"weights": os.path.basename(weights)}
-    if weights.endswith(".keras"):
-        inner = read_card(weights)
-        if inner:
-            card["card"] = inner
-        return card
-    if weights.lower().endswith((".caffemodel", ".onnx")):
-        return foreign_file_origin(weights, *weights_cache.known_release(weights))
+    inner = read_card(weights) if weights.endswith(".keras") else None
+    if inner:
+        card["card"] = inner
     return card
 
 
-def foreign_file_origin(path: str, described: str, release) -> dict:
+def caffe_file_origin(path: str, described: str, release) -> dict:
     """The origin of a `.caffemodel`/`.onnx` already identified by `known_release` (its size
     and hash as text, the known source it is or None): the file is not hashed again."""
     card = {"weights": os.path.basename(path), "file": described}
@@ -64,17 +64,15 @@ def write_card(keras_path: str, card: dict) -> None:
         with zipfile.ZipFile(keras_path, "a") as archive:
             archive.writestr(CARD_MEMBER, text)
         return
-    temporary = f"{keras_path}.card-{os.getpid()}"
-    try:
+
+    def rewrite(temporary: str) -> None:
         with zipfile.ZipFile(keras_path) as source, zipfile.ZipFile(temporary, "w") as target:
             for item in source.infolist():
                 if item.filename != CARD_MEMBER:
                     target.writestr(item, source.read(item.filename))
             target.writestr(CARD_MEMBER, text)
-        os.replace(temporary, keras_path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+
+    files.atomic_save(rewrite, keras_path)
 
 
 def read_card(keras_path: str) -> dict | None:
@@ -104,6 +102,9 @@ def write_export_card(saved_model_dir: str, card: dict) -> str:
     directory = os.path.join(saved_model_dir, "assets.extra")
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, EXPORT_CARD)
-    with open(path, "w", encoding="utf-8") as file:
-        json.dump(card, file, indent=1, sort_keys=True)
-    return path
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w", encoding="utf-8") as file:
+            json.dump(card, file, indent=1, sort_keys=True)
+
+    return files.atomic_save(write, path)

@@ -12,6 +12,8 @@ import keras
 import numpy as np
 from PIL import Image, ImageDraw
 
+from keras_alexnet.alexnet import feature_extractor
+
 BACKGROUND = (255, 255, 255)
 
 
@@ -140,9 +142,9 @@ def similar_images(
     Raises:
         ValueError: a query file cannot be read or is not a JPEG or PNG image.
     """
+    # deferred, heavy: TensorFlow's image side, for the search only (plots need none of it)
     import tensorflow as tf
 
-    from keras_alexnet.alexnet import feature_extractor
     from keras_alexnet.data import pipeline
     from keras_alexnet.data.decode import read_image_file
 

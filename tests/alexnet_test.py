@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import keras_alexnet
 from keras_alexnet import AlexNet, decode_predictions, feature_extractor, preprocess_input
-from keras_alexnet.pretrained import keras_file
+from keras_alexnet.weights import keras_file
 from tests.conftest import run_python
 
 POOLS = ("avg", "max")

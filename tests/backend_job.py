@@ -116,9 +116,9 @@ def prepare(job) -> None:
     and as the paper and Caffe variants' .weights.h5; the inputs; a Keras cache holding
     "imagenet" weights (random, not BVLC's) with a record naming the real source, as a
     download leaves it."""
-    from keras_alexnet.pretrained import weights_cache
-    from keras_alexnet.pretrained.imagenet_weights import IMAGENET_WEIGHTS
-    from tests.pretrained import caffe_files
+    from keras_alexnet.weights import cache as weights_cache
+    from keras_alexnet.weights.imagenet_release import IMAGENET_WEIGHTS
+    from tests.weights import caffe_files
 
     images = np.random.default_rng(11).uniform(0, 255, (2, 227, 227, 3)).astype("float32")
     np.save(os.path.join(job, "inputs.npy"), images)

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import REPO_ROOT
-from tests.pretrained.prepared_cache import prepare_imagenet_cache
+from tests.weights.prepared_cache import prepare_imagenet_cache
 
 README = os.path.join(REPO_ROOT, "README.md")
 MAX_README_LINES = 250

@@ -2,6 +2,7 @@
 planted symlink), a full disk reported with the old file kept, killed saves cleaned up."""
 
 import os
+import subprocess
 
 import pytest
 
@@ -59,18 +60,53 @@ def test_an_export_dir_whose_name_is_too_long_is_refused_before_training(tmp_pat
     assert os.listdir(tmp_path) == []
 
 
-def test_saves_killed_midway_are_removed_by_the_next_lock_holder(tmp_path):
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_saves_killed_midway_are_removed_and_live_ones_kept(tmp_path):
     backup = tmp_path / "backup"
     backup.mkdir()
-    (tmp_path / ".saving-123-abcd").mkdir()
-    (tmp_path / ".saving-123-abcd" / "best.keras").write_bytes(b"half")
-    (backup / ".tmp-77-epoch0001.weights.h5").write_bytes(b"half")
+    dead = _dead_pid()
+    (tmp_path / f".saving-{dead}-abcd").mkdir()
+    (tmp_path / f".saving-{dead}-abcd" / "best.keras").write_bytes(b"half")
+    (backup / f".saving-{dead}-efgh").mkdir()
+    (backup / f".saving-{os.getpid()}-live").mkdir()  # a save of this (live) process
     (backup / "epoch0001.weights.h5").write_bytes(b"whole")
+    (backup / f".saving-{dead}-a-file").write_bytes(b"not a folder the package made")
     removed = files.remove_abandoned_saves(str(tmp_path))
     removed += files.remove_abandoned_saves(str(backup))
     assert sorted(os.path.basename(p) for p in removed) == [
-        ".saving-123-abcd",
-        ".tmp-77-epoch0001.weights.h5",
+        f".saving-{dead}-abcd",
+        f".saving-{dead}-efgh",
     ]
     assert sorted(os.listdir(tmp_path)) == ["backup"]
-    assert os.listdir(backup) == ["epoch0001.weights.h5"]
+    assert sorted(os.listdir(backup)) == sorted(
+        [f".saving-{dead}-a-file", f".saving-{os.getpid()}-live", "epoch0001.weights.h5"]
+    )
+
+
+@pytest.mark.parametrize("special", ["fifo", "dangling link"])
+def test_atomic_save_refuses_to_replace_what_is_not_a_file(tmp_path, special):
+    path = tmp_path / "stats.json"
+    if special == "fifo":
+        os.mkfifo(path)
+    else:
+        os.symlink(tmp_path / "nowhere", path)
+    with pytest.raises(PathError, match="not a regular file|symbolic link to nothing"):
+        files.atomic_save(lambda t: open(t, "w").close(), str(path))
+    assert os.path.lexists(path) and not os.path.isfile(path)
+    assert sorted(os.listdir(tmp_path)) == ["stats.json"]
+
+
+def test_atomic_save_never_writes_through_a_planted_temporary_name(tmp_path):
+    """The temporary name is inside a folder made exclusively: a link planted at any
+    guessable name beside the target is not followed."""
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    for pid_name in (f".saving-{os.getpid()}-x", f"out.json.tmp", f".tmp-{os.getpid()}-out.json"):
+        os.symlink(victim, tmp_path / pid_name)
+    files.atomic_save(lambda t: open(t, "w").write("new"), str(tmp_path / "out.json"))
+    assert victim.read_text() == "untouched" and (tmp_path / "out.json").read_text() == "new"

@@ -19,14 +19,21 @@ from tests.conftest import REPO_ROOT
 pytestmark = pytest.mark.slow
 
 # What the sdist must hold: everything a clone needs to build, test and benchmark.
-SOURCE_DIRS = ("keras_alexnet", "tests", "scripts", "benchmarks", "docs", "examples")
+SOURCE_DIRS = (
+    "keras_alexnet",
+    "keras_alexnet_cli",
+    "tests",
+    "scripts",
+    "benchmarks",
+    "docs",
+    "examples",
+)
 SOURCE_FILES = (
     "LICENSE",
     "README.md",
     "MANIFEST.in",
     "pyproject.toml",
     "setup.py",
-    "keras_alexnet_cli.py",
     "saved_models/README.md",
 )
 COMMANDS = (
@@ -108,7 +115,9 @@ def test_wheel_and_sdist_pass_twine_and_hold_what_they_need(dist):
         entry_points = archive.read(f"{info}/entry_points.txt").decode()
         metadata = archive.read(f"{info}/METADATA").decode()
     assert {
-        "keras_alexnet_cli.py",
+        "keras_alexnet_cli/__init__.py",
+        "keras_alexnet_cli/__main__.py",
+        "keras_alexnet_cli/quiet_start.py",
         "keras_alexnet/py.typed",
         "keras_alexnet/configs/quickstart.flags",
         "keras_alexnet/configs/paper.flags",

@@ -6,9 +6,11 @@ import types
 import numpy as np
 import pytest
 
-from keras_alexnet import pretrained, weights
+import keras_alexnet
+from keras_alexnet import weights
+from keras_alexnet.weights import caffe
 from keras_alexnet.weights import (
-    FOREIGN_FILE,
+    CAFFE_FILE,
     IMAGENET,
     KERAS_FILE,
     NO_WEIGHTS,
@@ -22,8 +24,8 @@ from keras_alexnet.weights import (
     [
         (None, NO_WEIGHTS),
         ("imagenet", IMAGENET),
-        ("bvlc_alexnet.caffemodel", FOREIGN_FILE),
-        ("BVLC.ONNX", FOREIGN_FILE),
+        ("bvlc_alexnet.caffemodel", CAFFE_FILE),
+        ("BVLC.ONNX", CAFFE_FILE),
         ("run/best.keras", KERAS_FILE),
         ("m.weights.h5", KERAS_FILE),
         ("anything.else", KERAS_FILE),
@@ -37,14 +39,14 @@ def test_what_the_weights_require_of_the_model(tmp_path):
     none, imagenet = resolve_weights(None), resolve_weights("imagenet")
     assert (none.lrn, none.channels, none.classes()) == (None, None, None)
     assert (imagenet.lrn, imagenet.channels, imagenet.classes()) == ("caffe", 3, 1000)
-    imagenet.check_model(None, None, "paper")
+    imagenet.check_model(None, "paper")
     with pytest.raises(ValueError, match="need lrn='caffe'"):
-        imagenet.check_model("paper", None, "paper")
+        imagenet.check_model("paper", "paper")
     with pytest.raises(ValueError, match="init='he' adds an input_scaling layer"):
-        imagenet.check_model("caffe", None, "he")
+        imagenet.check_model("caffe", "he")
     with pytest.raises(ValueError, match="lrn_alpha_convention applies to lrn='paper' only"):
-        imagenet.check_model(None, "paper", "paper")
-    none.check_model("paper", "paper", "he")  # no weights: nothing required
+        keras_alexnet.AlexNet(weights="imagenet", lrn_alpha_convention="paper")  # no download
+    none.check_model("paper", "he")  # no weights: nothing required
 
 
 @pytest.mark.parametrize(
@@ -73,10 +75,10 @@ def test_a_caffe_file_is_parsed_once(tmp_path, monkeypatch):
         reads.append(given)
         return {"fc8": fc8}
 
-    monkeypatch.setattr(pretrained, "read_network", read_network)
-    monkeypatch.setattr(pretrained, "load_matched", lambda *args: loads.append(args))
+    monkeypatch.setattr(caffe, "read_network", read_network)
+    monkeypatch.setattr(caffe, "load_matched", lambda *args: loads.append(args))
     spec = resolve_weights(str(path))
-    assert (spec.kind, spec.lrn, spec.channels) == (FOREIGN_FILE, "caffe", 3)
+    assert (spec.kind, spec.lrn, spec.channels) == (CAFFE_FILE, "caffe", 3)
     assert spec.classes() == 7 and spec.classes() == 7
     spec.load_into("model", include_top=True)
     assert reads == [str(path)] and len(loads) == 1

@@ -55,3 +55,17 @@ def report_errors(call: Callable[[], object]) -> int:
             return 1
         raise
     return status if isinstance(status, int) and not isinstance(status, bool) else 0
+
+
+def hide_info_lines() -> None:
+    """Keeps the INFO lines of Python's side off the screen for the rest of the process:
+    tensorflow-datasets' lines per stream ("Constructing tf.data.Dataset ..."), TensorFlow's
+    "Using MirroredStrategy with devices ...", and the embedded set's generation bars.
+    Warnings and errors still show."""
+    import tensorflow as tf  # (the commands that call this have TensorFlow loaded already)
+    import tensorflow_datasets as tfds
+    from absl import logging
+
+    logging.set_verbosity(logging.WARNING)
+    tf.get_logger().setLevel("WARNING")
+    tfds.disable_progress_bar()

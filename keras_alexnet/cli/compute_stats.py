@@ -11,7 +11,7 @@ import os
 
 from absl import app, flags
 
-from keras_alexnet import cli
+from keras_alexnet import cli, data, files
 
 FLAGS = flags.FLAGS
 SOURCE_FLAGS = ("dataset", "data_dir", "manual_dir", "image_dir")  # (the stats are the output)
@@ -23,7 +23,6 @@ flags.DEFINE_integer("max_images", None, "Use only the first N training images."
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from keras_alexnet import data, files
 
     def compute():
         output = os.path.expanduser(FLAGS.output)

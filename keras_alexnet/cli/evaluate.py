@@ -16,7 +16,8 @@ import os
 
 from absl import app, flags
 
-from keras_alexnet import cli
+from keras_alexnet import cli, data, files
+from keras_alexnet.serving import evaluation
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("model", None, ".keras, SavedModel or imagenet; repeat for an ensemble.")
@@ -32,8 +33,6 @@ flags.mark_flag_as_required("model")
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from keras_alexnet import data, files
-    from keras_alexnet.serving import evaluation
 
     def evaluate():
         output = FLAGS.output and os.path.expanduser(FLAGS.output)

@@ -15,6 +15,7 @@ import os
 from absl import app, flags
 
 from keras_alexnet import cli
+from keras_alexnet.serving import export
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A training run: its best.keras, class names and stats.")
@@ -39,7 +40,6 @@ flags.register_multi_flags_validator(
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from keras_alexnet.serving import export  # isort: skip
 
     def export_model():
         path = export.export_trained_model(

@@ -8,7 +8,8 @@ import os
 
 from absl import app, flags
 
-from keras_alexnet import cli
+from keras_alexnet import cli, visualize
+from keras_alexnet.training.directory import HISTORY_FILE
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", "runs/alexnet", "The training run (its training_log.csv).")
@@ -18,8 +19,6 @@ flags.DEFINE_string("output", "curves.png", "Where to write the PNG.")
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from keras_alexnet import visualize  # isort: skip
-    from keras_alexnet.training.directory import HISTORY_FILE  # isort: skip
 
     def draw():
         path = os.path.join(os.path.expanduser(FLAGS.model_dir), HISTORY_FILE)

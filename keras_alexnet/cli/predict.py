@@ -28,6 +28,7 @@ import sys
 from absl import app, flags
 
 from keras_alexnet import cli
+from keras_alexnet.serving import prediction
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -53,7 +54,6 @@ def main(argv):
     paths = argv[1:]
     if not paths:
         raise app.UsageError("Give one or more image files to classify.")
-    from keras_alexnet.serving import prediction  # isort: skip
 
     def classify_files():
         unusable = prediction.unusable_image_files(paths)  # said first, before the model loads

@@ -5,7 +5,8 @@ alexnet-show-filters --model=runs/quickstart/best.keras --output=filters.png
 
 from absl import app, flags
 
-from keras_alexnet import cli
+from keras_alexnet import cli, visualize
+from keras_alexnet.serving import trained_model
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "A run directory or .keras file of an AlexNet.", required=True)
@@ -16,8 +17,6 @@ flags.DEFINE_integer("scale", 4, "Pixels per kernel pixel.", lower_bound=1)
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from keras_alexnet import visualize  # isort: skip
-    from keras_alexnet.serving import trained_model  # isort: skip
 
     def draw():
         trained = trained_model.load_trained_model(FLAGS.model)

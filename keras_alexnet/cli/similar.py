@@ -12,7 +12,8 @@ import os
 
 from absl import app, flags
 
-from keras_alexnet import cli
+from keras_alexnet import cli, data, visualize
+from keras_alexnet.serving import trained_model
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "A run directory or .keras file of an AlexNet.", required=True)
@@ -25,9 +26,6 @@ flags.DEFINE_string("output", "similar.png", "Where to write the PNG.")
 
 
 def main(argv):
-    from keras_alexnet import data, visualize
-    from keras_alexnet.serving import trained_model
-
     def draw():
         trained = trained_model.load_trained_model(FLAGS.model)
         if trained.model is None:

@@ -7,6 +7,8 @@ alexnet-summary --lrn=caffe           # the variant Caffe's trained weights need
 
 from absl import app, flags
 
+import keras_alexnet
+
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("classes", 1000, "Number of classes of the classifier.", lower_bound=1)
 flags.DEFINE_bool("include_top", True, "Include fc6, fc7 and the classifier.")
@@ -19,7 +21,6 @@ flags.DEFINE_enum("lrn_alpha_convention", None, ["paper", "caffe"], "With --lrn=
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    import keras_alexnet  # after flag parsing: --help stays fast
 
     try:
         model = keras_alexnet.AlexNet(

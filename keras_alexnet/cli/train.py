@@ -19,7 +19,7 @@ import sys
 
 from absl import app, flags
 
-from keras_alexnet import cli, native_logs, training
+from keras_alexnet import cli, training
 from keras_alexnet.cli import config_files
 from keras_alexnet.training import config, strategies
 
@@ -41,7 +41,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not FLAGS["verbosity"].present:
-        native_logs.hide_info_lines()
+        cli.hide_info_lines()
     if FLAGS.logical_cpus:
         strategies.use_logical_cpus(FLAGS.logical_cpus)
     try:

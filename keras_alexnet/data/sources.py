@@ -201,6 +201,7 @@ def imagenet_source(data_dir: str | None = None, manual_dir: str | None = None) 
 
 def embedded_source(data_dir: str | None = None) -> Source:
     """The embedded `alexnet_shapes` dataset, generated locally on first use (seconds)."""
+    # deferred, heavy: registers a tensorflow-datasets builder, for the embedded set only
     from keras_alexnet.data.shapes_dataset import AlexnetShapes
 
     with _tfds_quiet():  # ("Variant folder ... has no dataset_info.json": not yet made)

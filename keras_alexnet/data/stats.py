@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_alexnet import imagenet
+from keras_alexnet.files import PathError, atomic_save
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,21 +155,22 @@ def _implausible(stats: ColorStats) -> str | None:
 
 
 def save_stats(stats: ColorStats, path: str | os.PathLike) -> None:
-    """Writes `stats` as JSON, atomically (a temporary file renamed into place).
+    """Writes `stats` as JSON, atomically (`files.atomic_save`: a FIFO, a device or a link to
+    nothing at `path` is refused, never replaced).
 
     Raises:
         PathError: the file cannot be written (the message says why and what to do).
     """
-    from keras_alexnet.files import PathError
-
     path = os.fspath(path)
-    tmp = f"{path}.tmp"
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as f:
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w", encoding="utf-8") as f:
             json.dump(stats.to_json(), f, indent=2)
             f.write("\n")
-        os.replace(tmp, path)
+
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        atomic_save(write, path)
     except OSError as error:
         raise PathError(
             f"could not write {path} ({error.strerror or error}): free space or choose "

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from keras_alexnet import files
 from keras_alexnet.alexnet import DEFAULT_SIZE
 from keras_alexnet.data.stats import ColorStats
 from keras_alexnet.serving import onnx_export
@@ -77,24 +78,22 @@ def export_portable(
     card: dict | None = None,
 ) -> str:
     """Writes `model` (with its mean subtraction) in format `fmt` to `directory/FILE_NAMES[fmt]`
-    and returns the path. The file is written under a temporary name and renamed."""
+    and returns the path. The file lands whole (`files.atomic_save`)."""
     (fmt,) = check_exportable(model, [fmt])
     path = os.path.join(directory, FILE_NAMES[fmt])
-    temporary = os.path.join(directory, f".{os.getpid()}-{FILE_NAMES[fmt]}")
-    try:
+
+    def write(temporary: str) -> None:
         if fmt == "onnx":
             _write_onnx(model, temporary, stats, class_names, card)
         else:
             with_preprocessing(model, stats).export(temporary, format="litert", verbose=False)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+
+    files.atomic_save(write, path)
     return path
 
 
 def _write_onnx(model, path: str, stats: ColorStats, class_names, card) -> None:
-    import onnx
+    import onnx  # deferred, optional: the [onnx] extra
 
     metadata = {
         "class_names": json.dumps(list(class_names)),

@@ -15,10 +15,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import zipfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import keras
+
+from keras_alexnet import model_card
+from keras_alexnet.alexnet import AlexNet
 from keras_alexnet.files import PathError, atomic_save
+from keras_alexnet.imagenet import NUM_IMAGENET_CLASSES, imagenet_class_names
+from keras_alexnet.serving.export_store import find_saved_model
+from keras_alexnet.weights.imagenet_release import IMAGENET_WEIGHTS
 
 if TYPE_CHECKING:
     from keras_alexnet.data.stats import ColorStats
@@ -73,13 +81,7 @@ def load_keras_model(path: str):
     Raises:
         ValueError: one line naming the file and why it cannot be loaded.
     """
-    import zipfile
-
-    import keras
-
-    import keras_alexnet  # noqa: F401  (registers the custom layers)
-
-    try:
+    try:  # (the custom layers are registered: this module is keras_alexnet's)
         return keras.saving.load_model(path, safe_mode=True)
     except (
         OSError,
@@ -138,7 +140,7 @@ def load_trained_model(
     Raises:
         ValueError: one line naming the path and why it cannot be used.
     """
-    from keras_alexnet import data, model_card
+    from keras_alexnet import data  # deferred: TensorFlow (tf.data), not needed for names
 
     if path == IMAGENET_MODEL and not os.path.exists(path):
         return _load_imagenet_model(class_names_file, stats_file)
@@ -172,9 +174,7 @@ def _load_imagenet_model(class_names_file: str | None, stats_file: str | None) -
             f"statistics file ({stats_file}) is for a .keras model trained on other data. "
             "Leave out --stats."
         )
-    from keras_alexnet import data, model_card
-    from keras_alexnet.alexnet import AlexNet
-    from keras_alexnet.pretrained.imagenet_weights import IMAGENET_WEIGHTS
+    from keras_alexnet import data  # deferred: TensorFlow (tf.data)
 
     model = AlexNet(weights=IMAGENET_MODEL)
     card = model_card.origin_of(IMAGENET_MODEL)
@@ -203,8 +203,6 @@ def find_class_names(
     Raises:
         ValueError: a class names file cannot be read, or names another number of classes.
     """
-    from keras_alexnet.imagenet import NUM_IMAGENET_CLASSES, imagenet_class_names
-
     if class_names_file and not os.path.isfile(class_names_file):
         raise ValueError(f"The class names file {class_names_file} does not exist.")
     source = class_names_file or _if_file(side_file)
@@ -238,10 +236,7 @@ def _if_file(path: str | None) -> str | None:
 
 def _load_saved_model(path: str) -> TrainedModel:
     """An export (a SavedModel of `export.export_saved_model`), loaded."""
-    import tensorflow as tf
-
-    from keras_alexnet import model_card
-    from keras_alexnet.serving.export import find_saved_model
+    import tensorflow as tf  # deferred: a .keras model loads on any Keras backend
 
     version = find_saved_model(path)
     try:

@@ -138,7 +138,7 @@ def prepare(setup: TrainingSetup) -> Iterator[Workspace]:
     Non-chief workers of a multi-worker run write into a scratch directory (the saving code
     still runs on every worker, as collective ops require) and read the chief's backup.
     """
-    from keras_alexnet import data
+    from keras_alexnet import data  # deferred, heavy: TensorFlow's tf.data side
 
     config = setup.config
     settings, adjustable = backup.backup_settings(setup)

@@ -15,7 +15,9 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from keras_alexnet.weights import resolve_weights
+from keras_alexnet.alexnet import AlexNet
+from keras_alexnet.imagenet import NUM_IMAGENET_CLASSES
+from keras_alexnet.weights import CAFFE_FILE, resolve_weights
 
 # The blocks of weights, input to output; `train_from` names the first that trains.
 BLOCKS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "predictions")
@@ -33,12 +35,24 @@ def block_of(layer_name: str) -> str | None:
 def starting_weights(weights: str, lrn: str, init: str) -> dict[str, list[np.ndarray]]:
     """The values of every layer with weights in `weights` (`"imagenet"`, a `.caffemodel` or
     `.onnx` of bvlc_alexnet, or a `.keras`/`.weights.h5` of an AlexNet built with `lrn` and
-    `init`), by layer name, for a model of any class count (`Weights.by_layer`).
+    `init`), by layer name, for a model of any class count. A Caffe or ONNX file is converted
+    directly; other weights load into an AlexNet of `lrn`, `init` and their own classes.
 
     Raises:
         ValueError: the file cannot be read or does not fit an AlexNet of `lrn` and `init`.
     """
-    return resolve_weights(weights).by_layer(lrn, init)
+    resolved = resolve_weights(weights)
+    if resolved.kind == CAFFE_FILE:  # without a model of its classes
+        return resolved.caffe_layers()
+    classes = resolved.classes()
+    donor = AlexNet(
+        include_top=classes is not None,
+        weights=weights,
+        classes=classes or NUM_IMAGENET_CLASSES,
+        lrn=lrn,
+        init=init,
+    )
+    return {layer.name: layer.get_weights() for layer in donor.layers if layer.weights}
 
 
 def start_from(model: keras.Model, values: dict[str, list[np.ndarray]]) -> list[str]:

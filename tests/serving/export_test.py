@@ -15,7 +15,9 @@ import tensorflow as tf
 from keras_alexnet import AlexNet, files
 from keras_alexnet.data import ColorStats, pipeline
 from keras_alexnet.serving import export
-from keras_alexnet.serving.export import export_saved_model, next_version
+from keras_alexnet.serving import export_store, signatures
+from keras_alexnet.serving.export import export_saved_model
+from keras_alexnet.serving.export_store import next_version
 from tests.conftest import encode, progressive_jpeg
 
 CLASS_NAMES = ("cat", "dog", "fox")
@@ -109,7 +111,7 @@ def test_ten_crop_refuses_what_serving_default_refuses_and_more_than_12_images(e
         tf.errors.InvalidArgumentError, match=r"image_bytes\[1\] must be an encoded"
     ):
         served.signatures["ten_crop"](image_bytes=tf.constant([tiny, b"<html>not an image"]))
-    assert export.MAX_TEN_CROP_IMAGES == 12
+    assert signatures.MAX_TEN_CROP_IMAGES == 12
     with pytest.raises(
         tf.errors.InvalidArgumentError,
         match="image_bytes holds 13 images, more than the limit of 12 per request",
@@ -126,7 +128,7 @@ def test_bytes_that_are_not_an_image_are_an_invalid_argument(exported):
 def test_a_request_of_too_many_images_is_refused_before_decoding(exported):
     served = exported[3]
     tiny = encode(np.zeros((2, 2, 3), np.uint8))
-    requests = tf.constant([tiny] * (export.MAX_IMAGES_PER_REQUEST + 1))
+    requests = tf.constant([tiny] * (signatures.MAX_IMAGES_PER_REQUEST + 1))
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
         served.signatures["serving_default"](image_bytes=requests)
     assert "image_bytes holds 129 images, more than the limit of 128 per request" in str(
@@ -280,7 +282,7 @@ def test_export_refuses_statistics_that_are_not_pixel_statistics():
 
     bad = dataclasses.replace(IMAGENET_STATS, mean_rgb=(float("nan"), 116.78, 103.94))
     with pytest.raises(ValueError, match="stats given to the export .* mean_rgb must be"):
-        export.serving_archive(None, ["a"], bad)  # checked first: no model needed
+        signatures.serving_archive(None, ["a"], bad)  # checked first: no model needed
 
 
 def test_two_exports_choosing_the_same_version_both_land(tmp_path, monkeypatch):
@@ -371,13 +373,13 @@ def test_version_directories_are_ascii_numbers_found_by_their_own_name(tmp_path)
     for name in ("²", "3a", "010", "2"):
         (tmp_path / name).mkdir()
     (tmp_path / "010" / "saved_model.pb").write_bytes(b"")
-    assert export.existing_versions(str(tmp_path)) == [2, 10]
+    assert export_store.existing_versions(str(tmp_path)) == [2, 10]
     assert next_version(str(tmp_path)) == 11
-    assert export.find_saved_model(str(tmp_path)) == str(tmp_path / "010")
+    assert export_store.find_saved_model(str(tmp_path)) == str(tmp_path / "010")
 
 
 def test_abandoned_exports_are_removed(tmp_path):
-    from keras_alexnet.serving.export import remove_abandoned_exports
+    from keras_alexnet.files import remove_abandoned_saves
 
     finished = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
@@ -387,8 +389,8 @@ def test_abandoned_exports_are_removed(tmp_path):
     )
     dead = int(finished.stdout)
     time.sleep(0.1)
-    (tmp_path / f".tmp-3-{dead}").mkdir()
-    (tmp_path / f".tmp-4-{os.getpid()}").mkdir()
+    (tmp_path / f".saving-{dead}-ab12").mkdir()
+    (tmp_path / f".saving-{os.getpid()}-cd34").mkdir()
     (tmp_path / "2").mkdir()
-    assert remove_abandoned_exports(str(tmp_path)) == [str(tmp_path / f".tmp-3-{dead}")]
-    assert sorted(os.listdir(tmp_path)) == [f".tmp-4-{os.getpid()}", "2"]
+    assert remove_abandoned_saves(str(tmp_path)) == [str(tmp_path / f".saving-{dead}-ab12")]
+    assert sorted(os.listdir(tmp_path)) == [f".saving-{os.getpid()}-cd34", "2"]

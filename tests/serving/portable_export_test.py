@@ -16,7 +16,7 @@ from keras_alexnet import AlexNet
 from keras_alexnet.data import ColorStats
 from keras_alexnet.serving import portable_export
 from keras_alexnet.serving.export import export_saved_model
-from tests.pretrained import caffe_files
+from tests.weights import caffe_files
 
 CLASS_NAMES = ("cat", "dog", "fox")
 STATS = ColorStats(

@@ -116,10 +116,18 @@ def saved_variant(path: str | os.PathLike) -> dict[str, str]:
     Raises:
         ValueError: the file cannot be read as a Keras weights file.
     """
-    saved = _read_saved_shapes(os.fspath(path))
+    return _variant_of(_read_saved_shapes(os.fspath(path)))
+
+
+def model_variant(model: keras.Model) -> dict[str, str]:
+    """`saved_variant` of a built model: what its file would say."""
+    return _variant_of({key for key, _, _ in _expected_shapes(model)})
+
+
+def _variant_of(layer_keys) -> dict[str, str]:
     return {
-        "init": "he" if "rescaling" in saved else "paper",
-        "lrn": "caffe" if "cross_tower_local_response_normalization" in saved else "paper",
+        "init": "he" if "rescaling" in layer_keys else "paper",
+        "lrn": "caffe" if "cross_tower_local_response_normalization" in layer_keys else "paper",
     }
 
 

@@ -20,8 +20,8 @@ import os
 
 import numpy as np
 
-from keras_alexnet.pretrained import net
-from keras_alexnet.pretrained.protobuf_wire import (
+from keras_alexnet.weights.caffe import net
+from keras_alexnet.weights.caffe.protobuf_wire import (
     FIXED32,
     LENGTH_DELIMITED,
     Field,

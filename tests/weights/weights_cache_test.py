@@ -16,10 +16,15 @@ import numpy as np
 import pytest
 
 import keras_alexnet
-from keras_alexnet import weights as weights_module
-from keras_alexnet.pretrained import weights_cache
-from keras_alexnet.pretrained.imagenet_weights import IMAGENET_WEIGHTS, WeightsSource
-from tests.pretrained import caffe_files
+from keras_alexnet.weights import resolve as weights_module
+from keras_alexnet.weights import cache as weights_cache
+from keras_alexnet.weights.imagenet_release import IMAGENET_WEIGHTS, WeightsSource
+from tests.weights import caffe_files
+
+
+def _full_model():
+    """The model the cache converts into: the ImageNet release's variant, 1000 classes."""
+    return keras_alexnet.AlexNet(**IMAGENET_WEIGHTS.variant)
 
 
 class _Server:
@@ -142,19 +147,19 @@ def test_a_copy_put_in_the_cache_by_hand_is_checked_and_converted(release, cache
     weights = _weights(release, "http://127.0.0.1:9/never-asked")
     os.makedirs(cache)
     shutil.copy(release[0], cache / "bvlc_alexnet.caffemodel")
-    path = weights_cache.imagenet_weights_file(weights, progress=False)
+    path = weights_cache.imagenet_weights_file(_full_model, weights, progress=False)
     assert os.path.basename(path) == "bvlc_alexnet_imagenet.weights.h5"
     assert "bvlc_alexnet.caffemodel" in _cache_files(cache)  # the user's copy stays
 
 
 def test_install_checks_a_named_copy(release, cache, tmp_path):
     weights = _weights(release, "http://127.0.0.1:9/never-asked")
-    path = weights_cache.install(release[0], weights)
+    path = weights_cache.install(release[0], _full_model, weights)
     assert os.path.isfile(path)
     other = tmp_path / "other.caffemodel"
     other.write_bytes(b"not bvlc_alexnet")
     with pytest.raises(weights_cache.WeightsUnavailable, match="none of the known files"):
-        weights_cache.install(other, weights)
+        weights_cache.install(other, _full_model, weights)
 
 
 def test_a_hand_placed_file_of_another_hash_is_refused(release, cache):
@@ -162,7 +167,7 @@ def test_a_hand_placed_file_of_another_hash_is_refused(release, cache):
     os.makedirs(cache)
     shutil.copy(release[0], cache / "bvlc_alexnet.caffemodel")
     with pytest.raises(weights_cache.WeightsUnavailable, match="it is not that file. Delete it"):
-        weights_cache.imagenet_weights_file(weights, progress=False)
+        weights_cache.imagenet_weights_file(_full_model, weights, progress=False)
     assert "bvlc_alexnet_imagenet.weights.h5" not in _cache_files(cache)
 
 
@@ -190,7 +195,7 @@ def test_a_failed_download_is_a_clear_error_and_leaves_the_cache_clean(
     url = server.url(path) if path else f"http://127.0.0.1:{_closed_port()}/x.caffemodel"
     weights = _weights(release, url, **changes)
     with pytest.raises(weights_cache.WeightsUnavailable) as raised:
-        weights_cache.imagenet_weights_file(weights, progress=False)
+        weights_cache.imagenet_weights_file(_full_model, weights, progress=False)
     message = str(raised.value)
     assert reason in message
     # The offline message: each URL with its size and hash, and where a copy goes.
@@ -201,28 +206,28 @@ def test_a_failed_download_is_a_clear_error_and_leaves_the_cache_clean(
 
 def test_the_next_source_is_tried_when_one_fails(release, server, cache):
     weights = _weights(release, server.url("error"), server.url("bvlc_alexnet.caffemodel"))
-    path = weights_cache.imagenet_weights_file(weights, progress=False)
+    path = weights_cache.imagenet_weights_file(_full_model, weights, progress=False)
     assert os.path.isfile(path)
 
 
 def test_a_tampered_cache_is_refused(release, server, cache):
     weights = _weights(release, server.url("bvlc_alexnet.caffemodel"))
-    path = weights_cache.imagenet_weights_file(weights, progress=False)
+    path = weights_cache.imagenet_weights_file(_full_model, weights, progress=False)
     asked = len(server.requests)
     with open(path, "r+b") as file:
         file.seek(-100, os.SEEK_END)
         file.write(b"\x00" * 8)
     with pytest.raises(weights_cache.WeightsUnavailable, match="were changed after they were"):
-        weights_cache.imagenet_weights_file(weights, progress=False)
+        weights_cache.imagenet_weights_file(_full_model, weights, progress=False)
     record = cache / "bvlc_alexnet_imagenet.json"
     facts = json.loads(record.read_text())
     facts["made_from"]["digest"] = "0" * 40
     record.write_text(json.dumps(facts))
     with pytest.raises(weights_cache.WeightsUnavailable, match="another file, source or format"):
-        weights_cache.imagenet_weights_file(weights, progress=False)
+        weights_cache.imagenet_weights_file(_full_model, weights, progress=False)
     record.unlink()
     with pytest.raises(weights_cache.WeightsUnavailable, match="no usable record"):
-        weights_cache.imagenet_weights_file(weights, progress=False)
+        weights_cache.imagenet_weights_file(_full_model, weights, progress=False)
     assert len(server.requests) == asked  # refused: not fetched again over it
 
 
@@ -233,7 +238,9 @@ def test_two_fetching_at_once_download_once(release, server, cache):
 
     def fetch():
         try:
-            results.append(weights_cache.imagenet_weights_file(weights, progress=False))
+            results.append(
+                weights_cache.imagenet_weights_file(_full_model, weights, progress=False)
+            )
         except Exception as error:  # noqa: BLE001  (reported below)
             errors.append(error)
 
@@ -245,7 +252,9 @@ def test_two_fetching_at_once_download_once(release, server, cache):
     assert not errors
     assert len(results) == 2 and results[0] == results[1]
     assert len(server.requests) == asked + 1
-    weights_cache.imagenet_weights_file(weights, progress=False)  # checks against the record
+    weights_cache.imagenet_weights_file(
+        _full_model, weights, progress=False
+    )  # checks against the record
 
 
 @pytest.mark.parametrize(

@@ -10,13 +10,15 @@ and kept, for `AlexNet(weights="imagenet")`.
    ...), or one named to `install()`;
 3. each known source's URL in turn, downloaded into a temporary file in the cache folder.
 
-A source file is checked against its published size and hash *before* a byte of it is parsed.
-A download that is cut short, too long, or of another hash never lands in the cache, and its
-temporary file is removed. Fetching and converting hold an exclusive lock on the cache entry
-(readers a shared one), and every file lands by an atomic rename, so two processes fetching at
-once convert once and never leave a half-written file. A converted file that does not match its
-record is refused, not loaded or silently replaced: a changed file in the cache means something
-else wrote there.
+A source file is checked against its published size and hash *before* a byte of it is parsed. A
+download that is cut short, too long, or of another hash never lands in the cache, and its
+temporary file is removed (what a killed download or conversion left, the next fetch removes:
+`files.remove_abandoned_saves`). Converting needs a full model of the release's variant and
+classes, which the caller gives (`full_model`): this module builds no model. Fetching and
+converting hold an exclusive lock on the cache entry (readers a shared one), and every file
+lands by an atomic rename, so two processes fetching at once convert once and never leave a
+half-written file. A converted file that does not match its record is refused, not loaded or
+silently replaced: a changed file in the cache means something else wrote there.
 """
 
 from __future__ import annotations
@@ -28,11 +30,16 @@ import http.client
 import json
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
-from keras_alexnet.pretrained.imagenet_weights import (
+import keras
+
+from keras_alexnet import files
+from keras_alexnet.version import __version__
+from keras_alexnet.weights import caffe, keras_file
+from keras_alexnet.weights.imagenet_release import (
     IMAGENET_WEIGHTS,
     PretrainedWeights,
     WeightsSource,
@@ -65,10 +72,14 @@ def record_path(weights: PretrainedWeights = IMAGENET_WEIGHTS) -> str:
 
 
 def imagenet_weights_file(
-    weights: PretrainedWeights = IMAGENET_WEIGHTS, progress: bool = True
+    full_model: Callable[[], keras.Model],
+    weights: PretrainedWeights = IMAGENET_WEIGHTS,
+    progress: bool = True,
 ) -> str:
     """The path of the converted, checked `.weights.h5` of `weights` in the Keras cache,
     found, or made from a hand-placed copy, or downloaded (see the module's docstring).
+    `full_model()` is called only to convert: an AlexNet of `weights.variant` and
+    `weights.num_classes` classes, into which the source is loaded and saved.
 
     Raises:
         WeightsUnavailable: offline and not cached (naming the URLs, hashes and where to put
@@ -82,6 +93,7 @@ def imagenet_weights_file(
                 return converted
     os.makedirs(models_dir(), exist_ok=True)
     with _cache_lock(weights, exclusive=True):
+        files.remove_abandoned_saves(models_dir())  # of killed downloads and conversions
         if os.path.exists(converted):  # another process made it while this one waited
             _check_cached(converted, weights)
             return converted
@@ -89,22 +101,27 @@ def imagenet_weights_file(
             placed = os.path.join(models_dir(), source.filename)
             if os.path.exists(placed):
                 _check_source(placed, source)
-                _convert_into_cache(placed, source, weights)
+                _convert_into_cache(placed, source, weights, full_model)
                 return converted
         failures = []
         for source in weights.sources:
             reason = _unusable(source)
             if reason is None:
-                reason = _fetch_and_convert(source, weights, progress)
+                reason = _fetch_and_convert(source, weights, progress, full_model)
             if reason is None:
                 return converted
             failures.append(f"{source.url}: {reason}")
     raise WeightsUnavailable(_offline_message(weights, failures))
 
 
-def install(path: str | os.PathLike, weights: PretrainedWeights = IMAGENET_WEIGHTS) -> str:
+def install(
+    path: str | os.PathLike,
+    full_model: Callable[[], keras.Model],
+    weights: PretrainedWeights = IMAGENET_WEIGHTS,
+) -> str:
     """Checks a copy of a source file the user has (size and hash of one of `weights`'
-    sources), converts it into the cache and returns the converted file's path."""
+    sources), converts it into the cache (into `full_model()`, as `imagenet_weights_file`)
+    and returns the converted file's path."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise WeightsUnavailable(f"{path} does not exist or is not a file.")
@@ -122,7 +139,8 @@ def install(path: str | os.PathLike, weights: PretrainedWeights = IMAGENET_WEIGH
         raise WeightsUnavailable(f"{path} is {source.filename}, which {reason}.")
     os.makedirs(models_dir(), exist_ok=True)
     with _cache_lock(weights, exclusive=True):
-        _convert_into_cache(path, source, weights)
+        files.remove_abandoned_saves(models_dir())
+        _convert_into_cache(path, source, weights, full_model)
     return os.path.join(models_dir(), weights.cache_file)
 
 
@@ -220,22 +238,20 @@ def _check_cached(converted: str, weights: PretrainedWeights) -> None:
 
 
 def _fetch_and_convert(
-    source: WeightsSource, weights: PretrainedWeights, progress: bool
+    source: WeightsSource,
+    weights: PretrainedWeights,
+    progress: bool,
+    full_model: Callable[[], keras.Model],
 ) -> str | None:
-    """Downloads `source` into the cache folder, checks and converts it; returns None, or why
-    it failed (nothing of the attempt is left in the cache)."""
-    fd, temporary = tempfile.mkstemp(
-        prefix=".download-", suffix=f"-{source.filename}", dir=models_dir()
-    )
-    try:
-        with os.fdopen(fd, "wb") as file:
+    """Downloads `source` into a private folder of the cache folder, checks and converts it;
+    returns None, or why it failed (nothing of the attempt is left in the cache)."""
+    with files.private_folder(models_dir()) as private:
+        temporary = os.path.join(private, source.filename)
+        with open(temporary, "wb") as file:
             failure = _download(source, file, progress)
         if failure is None:
-            _convert_into_cache(temporary, source, weights)
+            _convert_into_cache(temporary, source, weights, full_model)
         return failure
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def _download(source: WeightsSource, file, progress: bool) -> str | None:
@@ -298,30 +314,34 @@ class _ProgressBar:
             sys.stderr.write("\n")
 
 
-def _convert_into_cache(path: str, source: WeightsSource, weights: PretrainedWeights) -> None:
-    """Converts a checked source file into the cache: the converted file and its record, each
-    written to a temporary name and renamed into place (the record first: a record without its
-    file is an entry not yet made, a file without its record is refused)."""
-    from keras_alexnet.alexnet import AlexNet  # (the model module imports this package)
-
-    model = AlexNet(weights=path, classes=weights.num_classes, **weights.variant)
+def _convert_into_cache(
+    path: str,
+    source: WeightsSource,
+    weights: PretrainedWeights,
+    full_model: Callable[[], keras.Model],
+) -> None:
+    """Converts a checked source file into the cache: loaded into `full_model()`, saved, then
+    the converted file and its record each land by `files.atomic_save` (the record first: a
+    record without its file is an entry not yet made, a file without its record is
+    refused)."""
+    model = full_model()
+    variant = keras_file.model_variant(model)
+    if variant != weights.variant:
+        raise ValueError(
+            f"{weights.name} converts into an AlexNet of {weights.variant}; the model given is "
+            f"one of {variant}."
+        )
+    caffe.load_matched(model, caffe.read_network(path), include_top=True, path=path)
     converted = os.path.join(models_dir(), weights.cache_file)
-    fd, temporary = tempfile.mkstemp(prefix=".convert-", suffix=".weights.h5", dir=models_dir())
-    os.close(fd)
-    try:
+
+    def save(temporary: str) -> None:
         model.save_weights(temporary, overwrite=True)
         _write_record(temporary, source, weights)
-        os.replace(temporary, converted)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+
+    files.atomic_save(save, converted)
 
 
 def _write_record(converted: str, source: WeightsSource, weights: PretrainedWeights) -> None:
-    import keras
-
-    from keras_alexnet import __version__
-
     facts = {
         "format": CACHE_FORMAT,
         "file": weights.cache_file,
@@ -336,17 +356,12 @@ def _write_record(converted: str, source: WeightsSource, weights: PretrainedWeig
         "made_by": f"keras_alexnet {__version__}, keras {keras.__version__}",
         "made_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    record = record_path(weights)
-    fd, temporary = tempfile.mkstemp(prefix=".record-", suffix=".json", dir=models_dir())
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w", encoding="utf-8") as file:
             json.dump(facts, file, indent=1)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, record)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+
+    files.atomic_save(write, record_path(weights))
 
 
 def _offline_message(weights: PretrainedWeights, failures: list[str]) -> str:

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from keras_alexnet import imagenet_class_names
 from tests.conftest import run_python
-from tests.pretrained import caffe_files, caffe_reference
+from tests.weights import caffe_files, caffe_reference
 
 
 def _dead_pid() -> int:
@@ -28,15 +28,16 @@ def test_convert_then_export_serves_what_caffe_computes(tmp_path):
     source = str(tmp_path / "bvlc_alexnet.caffemodel")
     caffe_files.write_caffemodel(source, weights, form="v1")
     converted = str(tmp_path / "bvlc_alexnet.keras")
-    abandoned = tmp_path / f"bvlc_alexnet.keras.partial-{_dead_pid()}.keras"
-    live = tmp_path / f"bvlc_alexnet.keras.partial-{os.getpid()}.keras"
-    abandoned.write_bytes(b"left by a killed conversion")
-    live.write_bytes(b"being written by a live one")
+    abandoned = tmp_path / f".saving-{_dead_pid()}-x1"
+    live = tmp_path / f".saving-{os.getpid()}-x2"
+    abandoned.mkdir()
+    (abandoned / "bvlc_alexnet.keras").write_bytes(b"left by a killed conversion")
+    live.mkdir()
 
     result = run_python(["scripts/convert_weights.py", source, f"--output={converted}"])
     assert result.returncode == 0, result.stderr[-3000:]
     assert not abandoned.exists() and live.exists()
-    assert f"Removed {abandoned.name}, left by a conversion that was killed." in result.stdout
+    assert f"Removed {abandoned.name}, left by a save that was killed." in result.stdout
     assert "sha256 " in result.stdout and "none of the known releases" in result.stdout
     assert "1000 classes, 60,965,224 parameters" in result.stdout
 

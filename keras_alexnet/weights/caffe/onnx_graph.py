@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from keras_alexnet.pretrained import net
+from keras_alexnet.weights.caffe import net
 
 _KINDS = {
     "Conv": net.CONV,

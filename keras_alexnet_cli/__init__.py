@@ -1,11 +1,12 @@
 """The launcher of keras_alexnet's commands: `alexnet-train`, `alexnet-predict`, ... (the
 console scripts), `python -m keras_alexnet_cli <command>`, and the `scripts/*.py` shims.
 
-Each command's code is `keras_alexnet.cli.<command>`. This module stands outside the package
-on purpose: `import keras_alexnet` loads TensorFlow, and TensorFlow writes its start-up lines
-the moment it loads. What must happen before that (the quiet start: `TF_CPP_MIN_LOG_LEVEL`
-and `KERAS_ALEXNET_QUIET_START`, read by `keras_alexnet.native_logs`) happens here, in a
-module that imports nothing but the standard library.
+Each command's code is `keras_alexnet.cli.<command>`. This package stands outside
+`keras_alexnet` on purpose: `import keras_alexnet` loads TensorFlow, and TensorFlow writes its
+start-up lines the moment it loads. The quiet start (`quiet_start`: `TF_CPP_MIN_LOG_LEVEL`, and
+TensorFlow's native start-up lines filtered out of stderr while the command's module loads
+TensorFlow and probes its devices) happens here, in modules that import nothing but the
+standard library. The library itself never touches the screen's file descriptors.
 
 The quiet start applies unless the user asks for logs: `--verbosity` (absl's flag; 0 shows
 INFO) or `KERAS_ALEXNET_QUIET_START=0`.
@@ -14,8 +15,9 @@ INFO) or `KERAS_ALEXNET_QUIET_START=0`.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
+
+from keras_alexnet_cli import quiet_start
 
 # The commands, each a module of keras_alexnet.cli and a console script `alexnet-<name>`
 # (underscores as dashes: alexnet-convert-weights).
@@ -35,20 +37,16 @@ COMMANDS = (
 _FULL_INSTALL = 'pip install "keras_alexnet[tensorflow]"'
 
 
-def quiet_start(argv: list[str]) -> None:
-    """Sets the environment TensorFlow reads when it loads, unless `argv` asks for logs."""
-    asked = any(arg.startswith(("--verbosity", "-v")) for arg in argv[1:])
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if asked else "2")
-    os.environ.setdefault("KERAS_ALEXNET_QUIET_START", "0" if asked else "1")
-
-
 def launch(command: str, argv: list[str] | None = None) -> int:
     """Runs `command` (one of COMMANDS) with `argv` (default: `sys.argv`); returns its exit
     status. A command that needs TensorFlow where it is not installed is one line."""
     argv = list(sys.argv if argv is None else argv)
-    quiet_start(argv)
     try:
-        module = importlib.import_module(f"keras_alexnet.cli.{command}")
+        with quiet_start.native_lines_filtered(quiet_start.requested(argv)):
+            module = importlib.import_module(f"keras_alexnet.cli.{command}")
+            tensorflow = sys.modules.get("tensorflow")
+            if tensorflow is not None:
+                tensorflow.config.list_physical_devices()  # the CUDA probe and its lines, now
     except ModuleNotFoundError as error:
         missing = (error.name or "").split(".")[0]
         if missing not in ("tensorflow", "tensorflow_datasets", "tensorflow_serving"):
@@ -97,7 +95,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     command = argv[1].replace("-", "_")
     return launch(command, [f"alexnet-{argv[1]}", *argv[2:]])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

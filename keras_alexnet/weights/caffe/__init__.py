@@ -1,9 +1,10 @@
-"""Trained weights from other frameworks: Caffe's `bvlc_alexnet` (`.caffemodel`) and its ONNX
-form (`.onnx`), loaded exactly into `AlexNet(lrn="caffe")`.
+"""Caffe's `bvlc_alexnet` in its two file forms, Caffe's (`.caffemodel`) and ONNX's (`.onnx`):
+read (`caffemodel`, `onnx_graph`, both on `protobuf_wire`), matched to bvlc_alexnet
+(`bvlc_alexnet`) and loaded exactly into `AlexNet(lrn="caffe")`.
 
     model = keras_alexnet.AlexNet(weights="bvlc_alexnet.caffemodel")
 
-`weights_cache` fetches the known releases of these files (`imagenet_weights.IMAGENET_WEIGHTS`)
+`weights.cache` fetches the known releases of these files (`imagenet_weights.IMAGENET_WEIGHTS`)
 for `AlexNet(weights="imagenet")`; any other file is the user's to bring. A file that holds
 another network is refused with a message naming the layer that differs; a file is read and
 checked in full, and converted, before any weight of the model is set, so a refused file leaves
@@ -16,11 +17,13 @@ import os
 
 import keras
 
-from keras_alexnet.pretrained import bvlc_alexnet
+from keras_alexnet.weights.caffe import bvlc_alexnet
+from keras_alexnet.weights.caffe.caffemodel import read_caffemodel
+from keras_alexnet.weights.caffe.onnx_graph import read_onnx
 
 CAFFE_SUFFIX = ".caffemodel"
 ONNX_SUFFIX = ".onnx"
-PRETRAINED_SUFFIXES = (CAFFE_SUFFIX, ONNX_SUFFIX)
+CAFFE_SUFFIXES = (CAFFE_SUFFIX, ONNX_SUFFIX)
 
 
 # Weights files of other AlexNets, by suffix: what they are and why they are not loaded.
@@ -43,8 +46,9 @@ REFUSED_SUFFIXES = {
 }
 
 
-def is_pretrained_file(path: str) -> bool:
-    return path.lower().endswith(PRETRAINED_SUFFIXES)
+def is_caffe_file(path: str) -> bool:
+    """Whether `path` names Caffe's bvlc_alexnet in one of its forms, by its suffix."""
+    return path.lower().endswith(CAFFE_SUFFIXES)
 
 
 def refusal(path: str) -> str | None:
@@ -60,12 +64,8 @@ def read_network(path: str) -> dict:
     """Reads a `.caffemodel` or `.onnx` file and matches it to bvlc_alexnet (see
     `bvlc_alexnet.check_network`)."""
     if path.lower().endswith(ONNX_SUFFIX):
-        from keras_alexnet.pretrained.onnx_graph import read_onnx
-
         layers = read_onnx(path)
     else:
-        from keras_alexnet.pretrained.caffemodel import read_caffemodel
-
         layers = read_caffemodel(path)
     return bvlc_alexnet.check_network(layers, path)
 

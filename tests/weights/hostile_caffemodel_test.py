@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from keras_alexnet import AlexNet, preprocess_input
-from keras_alexnet.pretrained import read_network
-from keras_alexnet.pretrained.caffemodel import MAX_LAYERS
-from tests.pretrained import caffe_files
-from tests.pretrained.caffe_files import bytes_field, int_field, layer_bytes, string_field
+from keras_alexnet.weights.caffe import read_network
+from keras_alexnet.weights.caffe.caffemodel import MAX_LAYERS
+from tests.weights import caffe_files
+from tests.weights.caffe_files import bytes_field, int_field, layer_bytes, string_field
 
 
 @pytest.fixture(scope="module")

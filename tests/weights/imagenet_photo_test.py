@@ -19,7 +19,7 @@ from keras_alexnet import data
 from keras_alexnet.data import pipeline
 from keras_alexnet.imagenet import IMAGENET_MEAN_RGB
 from tests.conftest import REPO_ROOT
-from tests.pretrained.prepared_cache import prepare_imagenet_cache
+from tests.weights.prepared_cache import prepare_imagenet_cache
 
 WEIGHTS = keras_alexnet.IMAGENET_WEIGHTS
 

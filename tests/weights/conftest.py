@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from tests.pretrained import caffe_files
+from tests.weights import caffe_files
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,19 @@
 """What a `weights` argument names, resolved once: `resolve_weights(weights) -> Weights`.
 
-A `Weights` knows its kind (none, the trained ImageNet weights, Caffe's bvlc_alexnet as a
-`.caffemodel` or `.onnx` file, or a `.keras`/`.weights.h5` file of this package's AlexNet),
-what it requires of the model (Caffe's LRN and initialisation, RGB input, the classes the
-file holds), how it loads itself into a model, and what it refuses and why. `AlexNet` asks it
-once; fine-tuning asks it for the starting values by layer. A Caffe or ONNX file is parsed at
-most once per `Weights`.
+A `Weights` knows its kind (`Weights.kind`, one name each: `NO_WEIGHTS`, `IMAGENET` for the
+trained ImageNet weights, `CAFFE_FILE` for Caffe's bvlc_alexnet as a `.caffemodel` or `.onnx`
+file, `KERAS_FILE` for a `.keras`/`.weights.h5` file of this package's AlexNet), what it
+requires of the model (Caffe's LRN and initialisation, RGB input, the classes the file holds),
+how it loads itself into a model it is given, and what it refuses and why. `AlexNet`, the
+model card, training's settings and fine-tuning ask it; nothing else decides a kind from a
+suffix. A Caffe or ONNX file is parsed at most once per `Weights`.
 
     spec = resolve_weights("bvlc_alexnet.caffemodel")   # checked: suffix, existence
-    spec.kind, spec.lrn, spec.classes()                   # "foreign", "caffe", 1000
+    spec.kind, spec.lrn, spec.classes()                   # "caffe file", "caffe", 1000
     spec.load_into(model, include_top=True)
+
+This side never builds a model (it imports nothing of `keras_alexnet.alexnet`): it loads into
+the model it is given, as torchvision's weights enums never call the model builder.
 """
 
 from __future__ import annotations
@@ -17,21 +21,22 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+from collections.abc import Callable
 
 import keras
 import numpy as np
 
-from keras_alexnet import pretrained
 from keras_alexnet.imagenet import NUM_IMAGENET_CLASSES
-from keras_alexnet.pretrained import bvlc_alexnet, keras_file
-from keras_alexnet.pretrained.imagenet_weights import IMAGENET_WEIGHTS
+from keras_alexnet.weights import cache, caffe, keras_file
+from keras_alexnet.weights.caffe import bvlc_alexnet
+from keras_alexnet.weights.imagenet_release import IMAGENET_WEIGHTS
 
 # What a `weights` argument is (`weights_kind`): decided from its value and suffix alone.
 NO_WEIGHTS = "none"
 IMAGENET = "imagenet"  # the trained weights of `IMAGENET_WEIGHTS`, from the Keras cache
-FOREIGN_FILE = "foreign"  # a .caffemodel or .onnx: Caffe's bvlc_alexnet, converted on load
-KERAS_FILE = "keras"  # a .weights.h5 or .keras of this package's AlexNet
-CAFFE_KINDS = (IMAGENET, FOREIGN_FILE)  # Caffe's bvlc_alexnet, from the cache or a file
+CAFFE_FILE = "caffe file"  # a .caffemodel or .onnx: Caffe's bvlc_alexnet, converted on load
+KERAS_FILE = "keras file"  # a .weights.h5 or .keras of this package's AlexNet
+CAFFE_KINDS = (IMAGENET, CAFFE_FILE)  # Caffe's bvlc_alexnet, from the cache or a file
 
 _WEIGHTS_ARGUMENT = (
     "The `weights` argument should be either `None` (random initialization), `imagenet` "
@@ -42,16 +47,14 @@ _WEIGHTS_ARGUMENT = (
 
 def weights_kind(weights) -> str:
     """What a `weights` argument names, from its value alone: `NO_WEIGHTS`, `IMAGENET`,
-    `FOREIGN_FILE` (a `.caffemodel`/`.onnx`) or `KERAS_FILE` (anything else, which
+    `CAFFE_FILE` (a `.caffemodel`/`.onnx`) or `KERAS_FILE` (anything else, which
     `resolve_weights` checks)."""
     if weights is None:
         return NO_WEIGHTS
     if isinstance(weights, str) and weights == IMAGENET:
         return IMAGENET
-    if isinstance(weights, (str, os.PathLike)) and pretrained.is_pretrained_file(
-        os.fspath(weights)
-    ):
-        return FOREIGN_FILE
+    if isinstance(weights, (str, os.PathLike)) and caffe.is_caffe_file(os.fspath(weights)):
+        return CAFFE_FILE
     return KERAS_FILE
 
 
@@ -92,7 +95,7 @@ def resolve_weights(weights) -> Weights:
         raise ValueError(f"{_WEIGHTS_ARGUMENT} Received: weights={weights!r}")
     path = os.fspath(weights)
     if kind == KERAS_FILE and not path.endswith(keras_file.WEIGHTS_SUFFIXES):
-        refusal = pretrained.refusal(path)
+        refusal = caffe.refusal(path)
         if refusal:
             raise ValueError(f"{refusal} See docs/weights.md for the formats loaded.")
         raise ValueError(f"{_WEIGHTS_ARGUMENT} Received: weights={path!r}")
@@ -128,21 +131,23 @@ class Weights:
     @functools.cached_property
     def network(self) -> dict:
         """A Caffe or ONNX file read and matched to bvlc_alexnet (parsed on first use only)."""
-        return pretrained.read_network(self.path)
+        return caffe.read_network(self.path)
 
     def classes(self) -> int | None:
         """The classes of the classifier these weights hold; None without weights or for a
         file of the convolutional base only."""
         if self.kind == IMAGENET:
             return NUM_IMAGENET_CLASSES
-        if self.kind == FOREIGN_FILE:
-            return pretrained.classes_in(self.network)
+        if self.kind == CAFFE_FILE:
+            return caffe.classes_in(self.network)
         if self.kind == KERAS_FILE:
             return keras_file.saved_classes(self.path)
         return None
 
-    def check_model(self, lrn: str | None, lrn_alpha_convention: str | None, init: str) -> None:
-        """Raises `ValueError` when an AlexNet of these settings cannot take these weights."""
+    def check_model(self, lrn: str | None, init: str) -> None:
+        """Raises `ValueError` when an AlexNet of `lrn` and `init` cannot take these weights
+        (the LRN's alpha convention is the model's own check, on the LRN these weights
+        choose: `lrn`)."""
         if not self.caffe:
             return
         if lrn == "paper":
@@ -155,46 +160,36 @@ class Weights:
                 "init='he' adds an input_scaling layer that Caffe's bvlc_alexnet does not have; "
                 "leave init='paper' to load its weights. Received: init='he'"
             )
-        if lrn_alpha_convention == "paper":
-            raise ValueError(
-                "lrn='caffe' always divides alpha by the window size (Caffe's convention); "
-                "lrn_alpha_convention applies to lrn='paper' only. Received: "
-                "lrn_alpha_convention='paper'"
-            )
 
-    def load_into(self, model: keras.Model, include_top: bool) -> None:
+    def load_into(
+        self,
+        model: keras.Model,
+        include_top: bool,
+        full_model: Callable[[], keras.Model] | None = None,
+    ) -> None:
         """Sets `model`'s weights from these, after checking that they fit (a file that does
         not names the layer and both shapes). With `include_top=False` a full model's
-        weights load their convolutional base."""
-        if self.kind == IMAGENET:
-            from keras_alexnet.pretrained import weights_cache
+        weights load their convolutional base.
 
-            cached = weights_cache.imagenet_weights_file(IMAGENET_WEIGHTS)
+        The ImageNet weights are converted into the Keras cache once, into a full model of
+        their variant: `model` itself with `include_top`, else the one `full_model()` builds
+        (the caller's: this side builds no model).
+        """
+        if self.kind == IMAGENET:
+            into = (lambda: model) if include_top else full_model
+            if into is None:
+                raise ValueError("loading the ImageNet weights into a base needs full_model")
+            cached = cache.imagenet_weights_file(into, IMAGENET_WEIGHTS)
             # (Its values were checked when it was made; its sha256 against the record here.)
             keras_file.load_weights(model, cached, allow_unused=not include_top, check_values=False)
-        elif self.kind == FOREIGN_FILE:
-            pretrained.load_matched(model, self.network, include_top, self.path)
+        elif self.kind == CAFFE_FILE:
+            caffe.load_matched(model, self.network, include_top, self.path)
         elif self.kind == KERAS_FILE:
             keras_file.load_weights(model, self.path, allow_unused=not include_top)
 
-    def by_layer(self, lrn: str, init: str) -> dict[str, list[np.ndarray]]:
-        """The values of every layer with weights, by layer name, for a model of any class
-        count (fine-tuning's starting point). A Keras file's are those of an AlexNet of `lrn`
-        and `init` and the file's classes.
-
-        Raises:
-            ValueError: the file cannot be read or does not fit an AlexNet of `lrn` and `init`.
-        """
-        from keras_alexnet.alexnet import AlexNet
-
-        if self.kind == FOREIGN_FILE:  # converted directly, without a model of its classes
-            return bvlc_alexnet.keras_weights(self.network, self.classes() is not None)
-        classes = self.classes()
-        donor = AlexNet(
-            include_top=classes is not None,
-            weights=self.path or self.kind,
-            classes=classes or NUM_IMAGENET_CLASSES,
-            lrn=lrn,
-            init=init,
-        )
-        return {layer.name: layer.get_weights() for layer in donor.layers if layer.weights}
+    def caffe_layers(self) -> dict[str, list[np.ndarray]]:
+        """A Caffe or ONNX file's values by layer name, converted without a model of its
+        classes (fine-tuning's starting point from such a file)."""
+        if self.kind != CAFFE_FILE:
+            raise ValueError(f"{self.kind} weights are not a Caffe or ONNX file")
+        return bvlc_alexnet.keras_weights(self.network, self.classes() is not None)

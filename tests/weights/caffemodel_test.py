@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from keras_alexnet import AlexNet, imagenet_class_index, preprocess_input
-from keras_alexnet.pretrained import load_pretrained
-from tests.pretrained import caffe_files, caffe_reference
-from tests.pretrained.caffe_reference import TOLERANCE, relative_error
+from keras_alexnet.weights.caffe import load_pretrained
+from tests.weights import caffe_files, caffe_reference
+from tests.weights.caffe_reference import TOLERANCE, relative_error
 
 CLASSES = 10
 

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from keras_alexnet import AlexNet, preprocess_input
-from tests.pretrained import caffe_files, caffe_reference
-from tests.pretrained.caffe_reference import TOLERANCE, relative_error
+from tests.weights import caffe_files, caffe_reference
+from tests.weights.caffe_reference import TOLERANCE, relative_error
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
-from tests.pretrained import onnx_files  # noqa: E402
+from tests.weights import onnx_files  # noqa: E402
 
 CLASSES = 10
 

@@ -89,7 +89,7 @@ def run(model_path, images_rgb):
     """onnxruntime's output on RGB images: the model takes BGR minus Caffe's mean, NCHW."""
     import onnxruntime
 
-    from tests.pretrained.caffe_reference import MEAN_BGR
+    from tests.weights.caffe_reference import MEAN_BGR
 
     session = onnxruntime.InferenceSession(model_path, providers=["CPUExecutionProvider"])
     bgr = (np.asarray(images_rgb, np.float64)[..., ::-1] - MEAN_BGR).astype(np.float32)

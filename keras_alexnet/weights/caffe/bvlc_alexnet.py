@@ -35,7 +35,7 @@ from keras_alexnet.layers.local_response_normalization import (
     PAPER_BETA,
     PAPER_DEPTH_RADIUS,
 )
-from keras_alexnet.pretrained import net
+from keras_alexnet.weights.caffe import net
 
 # Caffe's ImageNet mean, BGR on the 0..255 scale: the per-channel average of the mean image
 # shipped with Caffe (ilsvrc_2012_mean.binaryproto), as its classification examples subtract.

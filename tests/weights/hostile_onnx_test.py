@@ -6,13 +6,13 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from keras_alexnet.pretrained import read_network
-from tests.pretrained import caffe_files
+from keras_alexnet.weights.caffe import read_network
+from tests.weights import caffe_files
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, external_data_helper, helper  # noqa: E402
 
-from tests.pretrained import onnx_files  # noqa: E402
+from tests.weights import onnx_files  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from keras_alexnet import AlexNet
-from tests.pretrained import caffe_files
+from tests.weights import caffe_files
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_a_caffemodel_with_nan_is_refused_naming_the_layer(tmp_path, poisoned):
 
 def test_an_onnx_file_with_infinity_is_refused_naming_the_layer(tmp_path, poisoned):
     onnx = pytest.importorskip("onnx")
-    from tests.pretrained import onnx_files
+    from tests.weights import onnx_files
 
     poisoned = dict(poisoned)
     poisoned["conv3"] = (np.nan_to_num(poisoned["conv3"][0]), poisoned["conv3"][1])

@@ -1,6 +1,6 @@
 """The trained ImageNet weights that `AlexNet(weights="imagenet")` names: every fact about them
 in one object, `IMAGENET_WEIGHTS`, which `AlexNet`, the weights cache, `convert_weights.py`,
-`export.py` and the model card read.
+`export.py` and the model card read. (The release record: "pretrained" names nothing else.)
 
     >>> keras_alexnet.IMAGENET_WEIGHTS.meta["accuracy"][0]["top1"]
     0.571
@@ -13,8 +13,14 @@ are checked before a byte of a file is parsed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
-from keras_alexnet.imagenet import IMAGENET_MEAN_RGB, NUM_IMAGENET_CLASSES, imagenet_class_names
+from keras_alexnet.imagenet import (
+    IMAGENET_MEAN_RGB,
+    NUM_IMAGENET_CLASSES,
+    imagenet_class_names,
+    preprocess_input,
+)
 
 CAFFE = "caffemodel"
 ONNX = "onnx"
@@ -64,8 +70,6 @@ class PretrainedWeights:
 
     def preprocess(self, images):
         """RGB 0..255 images (227x227) to the network's input: `preprocess_input`."""
-        from keras_alexnet.alexnet import preprocess_input
-
         return preprocess_input(images, mean=self.mean_rgb)
 
     def transforms(self):
@@ -75,8 +79,6 @@ class PretrainedWeights:
         (227, 227, 3). It is `data.pipeline.evaluation_input`, the code `predict`, `evaluate`
         and the export's `serving_default` run; it needs TensorFlow (the full install).
         """
-        import functools
-
         # (Imported here: a model-only install, without TensorFlow, builds the model.)
         from keras_alexnet.data import pipeline
 
