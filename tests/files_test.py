@@ -106,7 +106,7 @@ def test_atomic_save_never_writes_through_a_planted_temporary_name(tmp_path):
     guessable name beside the target is not followed."""
     victim = tmp_path / "victim"
     victim.write_text("untouched")
-    for pid_name in (f".saving-{os.getpid()}-x", f"out.json.tmp", f".tmp-{os.getpid()}-out.json"):
+    for pid_name in (f".saving-{os.getpid()}-x", "out.json.tmp", f".tmp-{os.getpid()}-out.json"):
         os.symlink(victim, tmp_path / pid_name)
     files.atomic_save(lambda t: open(t, "w").write("new"), str(tmp_path / "out.json"))
     assert victim.read_text() == "untouched" and (tmp_path / "out.json").read_text() == "new"

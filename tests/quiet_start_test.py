@@ -42,8 +42,10 @@ def test_lines_pass_in_order_and_the_screen_is_whole_again_after():
         from keras_alexnet_cli import quiet_start
         with quiet_start.native_lines_filtered():
             print("our warning", file=sys.stderr)
-            os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n")
-            os.write(2, b"E0000 00:00:1.0 1 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR (303)\\n")
+            os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are "
+                        b"written to STDERR\\n")
+            os.write(2, b"E0000 00:00:1.0 1 cuda_platform.cc:52] failed call to cuInit: "
+                        b"UNKNOWN ERROR (303)\\n")
             os.write(2, b"native trouble\\n")
         print("after", file=sys.stderr)
         """

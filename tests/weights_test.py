@@ -8,12 +8,12 @@ import pytest
 
 import keras_alexnet
 from keras_alexnet import weights
-from keras_alexnet.weights import caffe
 from keras_alexnet.weights import (
     CAFFE_FILE,
     IMAGENET,
     KERAS_FILE,
     NO_WEIGHTS,
+    caffe,
     resolve_weights,
     weights_kind,
 )

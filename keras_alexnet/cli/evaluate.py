@@ -6,12 +6,9 @@ crop and with the paper's ten-crop averaging (section 4.1).
         --image_dir=~/photos --stats=stats.json --output=eval.json
     alexnet-evaluate --model=a.keras --model=b.keras   # the average of their softmax
 
---model takes a run directory, a .keras file, an exported SavedModel (a version or the base
-directory) or imagenet (the trained ImageNet weights); give it several times for the paper's
-ensemble.
+--model: a run directory, a .keras file, a SavedModel or imagenet (docs/serving.md).
 """
 
-import json
 import os
 
 from absl import app, flags
@@ -48,17 +45,9 @@ def main(argv):
             batch_size=FLAGS.batch_size,
             max_examples=FLAGS.max_examples,
         )
-        models = f"{len(FLAGS.model)} model{'s' if len(FLAGS.model) > 1 else ''}"
-        for crops in ("center", "ten"):
-            if crops in results:
-                result = results[crops]
-                print(
-                    f"{crops:>6} crop: top-1 error {result['top1_error']:.4f}, top-5 error "
-                    f"{result['top5_error']:.4f} ({result['examples']} images, {models})"
-                )
+        print("\n".join(evaluation.results_lines(results, len(FLAGS.model))))
         if output:
-            with open(output, "w", encoding="utf-8") as f:
-                json.dump(results, f, indent=1)
+            evaluation.save_results(results, output)
             print(f"Wrote {FLAGS.output}")
 
     return cli.report_errors(evaluate)

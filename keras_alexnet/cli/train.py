@@ -5,14 +5,8 @@
     alexnet-train --dataset=image_folder --image_dir=~/photos --init=he
     python scripts/train.py --flagfile=configs/quickstart.flags     # from a clone, the same
 
---config names a recipe that ships with the package (`config_files`: quickstart, paper,
-finetune); --flagfile reads any file. Flags after either override the file's. Running the
-same command again resumes a killed run from its backup in --model_dir. SIGTERM saves and
-exits with status 143; a NaN loss stops with status 1 and keeps the last backup.
-
-The screen shows the run's own lines: the precision chosen, one line per epoch (with
---verbose=2), warnings, errors and a summary. TensorFlow's and tensorflow-datasets' start-up
-and INFO lines are hidden unless --verbosity is given (0 shows INFO; absl's flag).
+--config names a packaged recipe; flags after it override it. The same command again resumes
+a killed run from its backup (docs/training.md: the flags, resuming, the screen).
 """
 
 import sys
@@ -25,12 +19,7 @@ from keras_alexnet.training import config, strategies
 
 FLAGS = flags.FLAGS
 config.define_flags(FLAGS)
-flags.DEFINE_integer(
-    "logical_cpus",
-    None,
-    "Split the CPU into N logical devices (mirrored/towers without GPUs).",
-    lower_bound=1,
-)
+flags.DEFINE_integer("logical_cpus", None, "Split the CPU into N logical devices.", lower_bound=1)
 # Expanded before absl parses the command line (`config_files.expand`); defined for --help.
 flags.DEFINE_string(
     "config", None, f"A packaged recipe by name, one of {config_files.names()}, read in place."

@@ -5,15 +5,17 @@ average of several models' softmax outputs (the paper's ensembles, section 6).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from keras_alexnet import files
 from keras_alexnet.data import augment, pipeline
 from keras_alexnet.data.sources import Source
 from keras_alexnet.data.stats import ColorStats
-from keras_alexnet.serving.export import TOP_K
+from keras_alexnet.serving.signatures import TOP_K
 from keras_alexnet.serving.trained_model import (
     IMAGENET_MODEL,
     NAMES_FROM_IMAGENET,
@@ -175,3 +177,34 @@ def evaluate_models(
         name = "ten" if ten_crop else "center"
         results[name] = evaluate(predictors, source, stats, ten_crop=ten_crop, **options)
     return results
+
+
+def results_lines(results: dict, models: int) -> list[str]:
+    """One line per crop of `evaluate_models`' results: top-1 and top-5 error, images."""
+    counted = f"{models} model{'s' if models > 1 else ''}"
+    return [
+        f"{crops:>6} crop: top-1 error {results[crops]['top1_error']:.4f}, top-5 error "
+        f"{results[crops]['top5_error']:.4f} ({results[crops]['examples']} images, {counted})"
+        for crops in ("center", "ten")
+        if crops in results
+    ]
+
+
+def save_results(results: dict, path: str) -> None:
+    """Writes the results as JSON (`files.atomic_save`).
+
+    Raises:
+        PathError: the file cannot be written, saying why.
+    """
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=1)
+
+    try:
+        files.atomic_save(write, path)
+    except OSError as error:
+        raise files.PathError(
+            f"could not write --output={path} ({error.strerror or error}): free space or "
+            "choose another path."
+        ) from None

@@ -106,10 +106,6 @@ def load_classifier(
     return classifier_of(load_trained_model(path, class_names_file, stats_file), crops)
 
 
-def format_top(top: Sequence[tuple[str, float]]) -> str:
-    return ", ".join(f"{label} {score:.3f}" for label, score in top)
-
-
 def make_classifier(
     server: str | None,
     protocol: str = "rest",
@@ -160,3 +156,16 @@ def classify_files(classify: Classifier, paths: Sequence[str], skip=()):
             raise
         except ValueError as error:
             yield path, None, str(error)
+
+
+def classify_paths(paths: Sequence[str], **classifier: str | None):
+    """`alexnet-predict`'s job: `(path, top, None)` or `(path, None, why)` for each of
+    `paths`, those that cannot be image files first (before the model loads: said at once),
+    then each file through `make_classifier(**classifier)`.
+
+    Raises:
+        UnusableModel: no file can be classified (see `classify_files`).
+    """
+    unusable = unusable_image_files(paths)
+    yield from ((path, None, problem) for path, problem in unusable.items())
+    yield from classify_files(make_classifier(**classifier), paths, skip=unusable)

@@ -14,8 +14,7 @@ import tensorflow as tf
 
 from keras_alexnet import AlexNet, files
 from keras_alexnet.data import ColorStats, pipeline
-from keras_alexnet.serving import export
-from keras_alexnet.serving import export_store, signatures
+from keras_alexnet.serving import export, export_store, signatures
 from keras_alexnet.serving.export import export_saved_model
 from keras_alexnet.serving.export_store import next_version
 from tests.conftest import encode, progressive_jpeg

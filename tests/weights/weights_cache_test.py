@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import keras_alexnet
-from keras_alexnet.weights import resolve as weights_module
 from keras_alexnet.weights import cache as weights_cache
+from keras_alexnet.weights import resolve as weights_module
 from keras_alexnet.weights.imagenet_release import IMAGENET_WEIGHTS, WeightsSource
 from tests.weights import caffe_files
 
