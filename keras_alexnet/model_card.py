@@ -17,7 +17,7 @@ import json
 import os
 import zipfile
 
-from keras_alexnet import files
+from keras_alexnet import files, untrusted
 from keras_alexnet.weights import CAFFE_FILE, IMAGENET, NO_WEIGHTS, cache, weights_kind
 from keras_alexnet.weights.imagenet_release import IMAGENET_WEIGHTS
 
@@ -75,26 +75,36 @@ def write_card(keras_path: str, card: dict) -> None:
     files.atomic_save(rewrite, keras_path)
 
 
+# A card is a few kilobytes: the release's facts, the class count, the training settings.
+MAX_CARD_BYTES = 1 << 20
+
+
 def read_card(keras_path: str) -> dict | None:
-    """The card of a `.keras` file, or None when it has none (or is not a zip)."""
-    try:
-        with zipfile.ZipFile(keras_path) as archive:
-            if CARD_MEMBER not in archive.namelist():
-                return None
-            return json.loads(archive.read(CARD_MEMBER).decode("utf-8"))
-    except (OSError, zipfile.BadZipFile, ValueError):
+    """The card of a `.keras` file, or None when it has none.
+
+    Raises:
+        untrusted.UntrustedInput: the file is not a regular file or not a zip, a member
+            inflates past what a `.keras` holds, or the card is not JSON or nests too deep.
+    """
+    untrusted.check_keras_archive(keras_path)
+    data = untrusted.read_zip_member(keras_path, CARD_MEMBER, MAX_CARD_BYTES)
+    if data is None:
         return None
+    card = untrusted.parse_json(data, f"The model card of {keras_path}")
+    return card if isinstance(card, dict) else None
 
 
 def read_export_card(saved_model_dir: str) -> dict:
-    """The card of a SavedModel export, or {} when it has none (older exports)."""
+    """The card of a SavedModel export, or {} when it has none (older exports).
+
+    Raises:
+        untrusted.UntrustedInput: the card is not a regular file, too large, or not JSON.
+    """
     path = os.path.join(saved_model_dir, "assets.extra", EXPORT_CARD)
-    try:
-        with open(path, encoding="utf-8") as file:
-            card = json.load(file)
-        return card if isinstance(card, dict) else {}
-    except (OSError, ValueError):
+    if not os.path.lexists(path):
         return {}
+    card = untrusted.read_json(path, MAX_CARD_BYTES, "The export's model card")
+    return card if isinstance(card, dict) else {}
 
 
 def write_export_card(saved_model_dir: str, card: dict) -> str:

@@ -101,6 +101,7 @@ def export_saved_model(
         export_saved_model(model, "saved_models/alexnet", source.class_names)
     """
     also = portable_export.check_exportable(model, also)
+    trained_model.check_classifier(model, f"The model {model.name!r}")
     _check_export_dir(export_dir)
     chosen = version is None
     if chosen:
@@ -165,6 +166,7 @@ def _check_export_dir(export_dir: str) -> None:
         )
     if os.path.exists(export_dir) and not os.path.isdir(export_dir):
         raise files.PathError(f"--export_dir {export_dir} is a file, not a directory.")
+    files.check_writable(export_dir, "--export_dir", create=False)
 
 
 def _disk_full(error: Exception) -> bool:

@@ -20,7 +20,10 @@ most `max_pixels` pixels (read from the header before decoding): anything else f
 request with InvalidArgument naming the image's index, e.g. "image_bytes[2] must be an encoded
 JPEG or PNG image; received 1000 bytes starting with [71 73 70 56 57 97 1 0]" (TF Serving
 answers HTTP 400). A batch with one bad image fails whole: TensorFlow's decoders cannot fail
-for one element and go on, so a per-image status could only cover what the header shows.
+for one element and go on, so a per-image status could only cover what the header shows. An
+empty request returns empty outputs. The encoded images of a request are decoded one at a
+time, so a request's memory is bounded by one image of `max_pixels` whatever the server's
+thread settings.
 """
 
 from __future__ import annotations
@@ -113,8 +116,7 @@ def pixels_signature(
         )
         with tf.control_dependencies([finite]):
             images = tf.identity(images)
-        probabilities = tf.cast(model(images - mean, training=False), tf.float32)
-        return outputs(probabilities)
+        return outputs(_classify(model, images - mean))
 
     return predict_images
 
@@ -156,11 +158,27 @@ def encoded_images_signature(
             what = tf.strings.format("image_bytes[{}]", index)  # checked before any decoder
             return view(encoded, stats, max_pixels, what)
 
+        # One image decoded at a time, whatever the server's inter-op threads: a request's
+        # memory is one image of `max_pixels` being decoded plus the views kept so far.
         images = tf.map_fn(
-            one_image, (indices, image_bytes), fn_output_signature=tf.TensorSpec(view_shape)
+            one_image,
+            (indices, image_bytes),
+            fn_output_signature=tf.TensorSpec(view_shape),
+            parallel_iterations=1,
         )
-        probabilities = model(tf.reshape(images, [-1, size, size, 3]), training=False)
-        probabilities = tf.reshape(tf.cast(probabilities, tf.float32), [count, views, classes])
+        probabilities = _classify(model, tf.reshape(images, [-1, size, size, 3]))
+        probabilities = tf.reshape(probabilities, [count, views, classes])
         return outputs(tf.reduce_mean(probabilities, axis=1))
 
     return encoded_images
+
+
+def _classify(model: keras.Model, images: tf.Tensor) -> tf.Tensor:
+    """The model's float32 probabilities for a batch of views; [0, classes] for an empty
+    request (the network's grouped convolutions cannot run on an empty batch)."""
+    classes = model.output_shape[-1]
+    return tf.cond(
+        tf.shape(images)[0] > 0,
+        lambda: tf.cast(model(images, training=False), tf.float32),
+        lambda: tf.zeros([0, classes], tf.float32),
+    )

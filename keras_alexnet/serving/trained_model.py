@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
-from keras_alexnet import model_card
+from keras_alexnet import model_card, untrusted
 from keras_alexnet.alexnet import AlexNet
 from keras_alexnet.files import PathError, atomic_save
 from keras_alexnet.imagenet import NUM_IMAGENET_CLASSES, imagenet_class_names
@@ -82,6 +82,7 @@ def load_keras_model(path: str):
         ValueError: one line naming the file and why it cannot be loaded.
     """
     try:  # (the custom layers are registered: this module is keras_alexnet's)
+        untrusted.check_keras_archive(path)
         return keras.saving.load_model(path, safe_mode=True)
     except (
         OSError,
@@ -156,6 +157,7 @@ def load_trained_model(
     else:
         return _load_saved_model(path)
     model = load_keras_model(path)
+    check_classifier(model, path)
     card = model_card.read_card(path) or {}
     classes = model.output_shape[-1]
     beside = os.path.dirname(path)
@@ -164,6 +166,17 @@ def load_trained_model(
     stats_file = stats_file or _if_file(os.path.join(beside, STATS_FILE))
     stats = data.load_stats(stats_file) if stats_file else data.IMAGENET_STATS
     return TrainedModel(path, kind, classes, names, names_from, stats, card, model=model)
+
+
+def check_classifier(model, path: str) -> None:
+    """Raises `ValueError` for a model without its classifier (`AlexNet(include_top=False)`):
+    its outputs are features, not class scores, and would be read as scores of classes."""
+    if "predictions" not in {layer.name for layer in model.layers}:
+        raise ValueError(
+            f"{path} is AlexNet's convolutional base without its classifier (include_top="
+            f"False): its {model.output_shape[-1]} outputs are features, not class scores. "
+            "Fine-tune it into a classifier with alexnet-train --weights=... first."
+        )
 
 
 def _load_imagenet_model(class_names_file: str | None, stats_file: str | None) -> TrainedModel:
@@ -209,7 +222,12 @@ def find_class_names(
     if source:
         names, names_from = read_class_names(source), NAMES_FROM_FILE
     elif card.get("class_names"):
-        names, names_from, source = list(card["class_names"]), NAMES_FROM_CARD, "its card"
+        names, names_from, source = card["class_names"], NAMES_FROM_CARD, "its card"
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            raise ValueError(
+                f"The model's card names its classes with {type(names).__name__} "
+                f"{str(names)[:60]!r}, not a list of names: give --class_names=FILE."
+            )
     elif classes == NUM_IMAGENET_CLASSES:
         return imagenet_class_names(), NAMES_FROM_IMAGENET
     else:

@@ -18,7 +18,7 @@ import h5py
 import keras
 import numpy as np
 
-from keras_alexnet import compat
+from keras_alexnet import compat, untrusted
 
 WEIGHTS_SUFFIXES = (".weights.h5", ".keras")
 
@@ -62,24 +62,16 @@ def _expected_shapes(model: keras.Model) -> list[tuple[str, keras.layers.Layer, 
     return expected
 
 
-# The largest weights file a `.keras` of AlexNet may hold, inflated: the full network at 1000
-# classes in float32 is 244 MB, and its `.keras` 244 MB plus bookkeeping; four times that
-# allows float64 and large class counts. A zip member declaring more is refused before it is
-# inflated (zipfile never inflates past the size a member declares).
-MAX_INFLATED_BYTES = 1 << 30
-
-
 def _open_weights(path: str) -> h5py.File:
+    """The HDF5 weights of a `.weights.h5` or `.keras` file, each bounded before it is read
+    (`untrusted`: a regular file, members of sizes an AlexNet can have)."""
     if path.endswith(".keras"):
+        untrusted.check_keras_archive(path)
         with zipfile.ZipFile(path) as archive:
-            declared = archive.getinfo("model.weights.h5").file_size
-            if declared > MAX_INFLATED_BYTES:
-                raise ValueError(
-                    f"its model.weights.h5 inflates to {declared:,} bytes, more than the "
-                    f"{MAX_INFLATED_BYTES:,} any AlexNet needs"
-                )
             data = archive.read("model.weights.h5")
         return h5py.File(io.BytesIO(data), "r")
+    fd, _ = untrusted.open_regular(path, untrusted.MAX_INFLATED_BYTES, "The weights file")
+    os.close(fd)
     return h5py.File(path, "r")
 
 

@@ -1,6 +1,8 @@
 """Prediction with an exported SavedModel or a .keras file, and scripts/predict.py."""
 
+import json
 import os
+import time
 
 import keras
 import numpy as np
@@ -358,6 +360,15 @@ def test_real_tensorflow_model_server(trained):
         server.terminate()
 
 
+# What the hostile REST server sends for each model name: raw bytes (before any status
+# line) or a 200 answer's body. Each is a defect of round 4 or an earlier one.
+_DEEP = b"[" * 200_000 + b"]" * 200_000
+_RAW_ANSWERS = {
+    "garbled_status": b"HTTP/1.1 two hundred OK\r\n\r\n{}",
+    "many_headers": b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 150 + b"\r\n{}",
+}
+
+
 @pytest.fixture(scope="module")
 def hostile_server():
     """A loopback server answering REST predictions badly, by model name."""
@@ -372,25 +383,36 @@ def hostile_server():
         def do_POST(self):
             self.rfile.read(int(self.headers["Content-Length"]))
             mode = self.path.split("/")[3].split(":")[0]
-            self.send_response(200)
-            self.end_headers()
             try:
-                if mode == "endless":
-                    while True:
-                        self.wfile.write(b" " * 65536)
-                elif mode == "trickle":
-                    for _ in range(100):
-                        self.wfile.write(b" ")
-                        self.wfile.flush()
-                        time.sleep(0.05)
-                elif mode == "empty":
-                    self.wfile.write(b"{}")
-                elif mode == "short":
-                    self.wfile.write(b'{"predictions": [{"labels": ["a", "b"], "scores": [0.5]}]}')
-                elif mode == "garbage":
-                    self.wfile.write(b"\x00\xff not json")
+                self._answer(mode)
             except (BrokenPipeError, ConnectionResetError):
                 pass
+
+        def _answer(self, mode):
+            if mode in _RAW_ANSWERS:
+                self.wfile.write(_RAW_ANSWERS[mode])
+                return
+            if mode == "status_drip":
+                for byte in b"HTTP/1.1 200 OK\r\n"[:20]:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.3)
+                return
+            chunked = mode == "chunked_drip"
+            self.send_response(500 if mode == "error_endless" else 200)
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            if mode in ("endless", "error_endless"):
+                while True:
+                    self.wfile.write(b" " * 65536)
+            elif mode in ("trickle", "chunked_drip"):
+                for _ in range(100):
+                    self.wfile.write(b"1\r\n \r\n" if chunked else b" ")
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            else:
+                self.wfile.write(_BODIES[mode])
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -398,22 +420,64 @@ def hostile_server():
     server.shutdown()
 
 
+def _answer(labels, scores) -> bytes:
+    return json.dumps({"predictions": [{"labels": labels, "scores": scores}]}).encode()
+
+
+_BODIES = {
+    "empty": b"{}",
+    "short": _answer(["a", "b"], [0.5]),
+    "garbage": b"\x00\xff not json",
+    "deep": _DEEP,
+    "nan": b'{"predictions": [{"labels": ["a", "b"], "scores": [NaN, 0.5]}]}',
+    "infinite": b'{"predictions": [{"labels": ["a"], "scores": [Infinity]}]}',
+    "number_labels": _answer([1, 2], [0.5, 0.25]),
+    "bool_scores": _answer(["a"], [True]),
+}
+
+
 @pytest.mark.parametrize(
     "mode, message",
     [
         ("endless", r"an answer of more than 16,777,216 bytes"),
-        ("trickle", r"sending its answer too slowly"),
+        ("error_endless", r"an answer of more than 16,777,216 bytes"),
+        ("trickle", r"did not finish its answer within the timeout of 1 s"),
+        ("chunked_drip", r"did not finish its answer within the timeout of 1 s"),
+        ("status_drip", r"did not finish its answer within the timeout of 1 s"),
+        ("garbled_status", r"no well-formed HTTP answer \(BadStatusLine"),
+        ("many_headers", r"no well-formed HTTP answer \(HTTPException: got more than 100"),
         ("empty", r"not with a keras_alexnet export's labels and scores \(KeyError"),
         ("short", r"not with a keras_alexnet export's labels.*differ in length"),
-        ("garbage", r"answered with no JSON"),
+        ("garbage", r"is not JSON"),
+        ("deep", r"nests deeper than"),
+        ("nan", r"scores that are not finite numbers: \[nan, 0.5\]"),
+        ("infinite", r"scores that are not finite numbers"),
+        ("number_labels", r"labels that are not text: \[1, 2\]"),
+        ("bool_scores", r"scores that are not finite numbers"),
     ],
 )
 def test_the_rest_client_bounds_and_checks_what_it_is_sent(hostile_server, mode, message):
+    import resource
+
     from keras_alexnet.serving.prediction import rest_classifier
 
     classify = rest_classifier(hostile_server, model_name=mode, timeout=1.0)
-    with pytest.raises(ValueError, match=message):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    with pytest.raises(ValueError, match=message) as raised:
         classify(b"\xff\xd8 an image")
+    assert hostile_server in str(raised.value) or mode in ("short", "empty")
+    assert time.monotonic() - started < 10
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 200 << 10  # at most 200 MiB more at the peak (the bound is 16 MiB)
+
+
+@pytest.mark.parametrize("address", ["http://127.0.0.1:8501", "127.0.0.1", "host:port", "a/b:1"])
+def test_a_server_address_that_is_not_host_port_is_one_line(address):
+    from keras_alexnet.serving.prediction import rest_classifier
+
+    with pytest.raises(ValueError, match=r"is not host:port: give the server's host and port"):
+        rest_classifier(address)
 
 
 @pytest.fixture
