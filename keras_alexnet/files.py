@@ -159,7 +159,7 @@ def atomic_save(
             save(temporary)
             _fsync_tree(temporary)
         except OSError as error:
-            if error.errno != errno.ENOSPC:
+            if not _disk_full(error, directory):
                 raise
             raise DiskFull(
                 f"The disk filled up while writing {path}: free space and run the same "
@@ -172,6 +172,16 @@ def atomic_save(
             final = rename(temporary, path)
         _fsync_directory(os.path.dirname(final) or ".")
     return final
+
+
+def _disk_full(error: OSError, directory: str) -> bool:
+    """Whether a failed write failed for want of space: ENOSPC, or HDF5's own words for it
+    ("Can't synchronously write data", no errno) on a disk with almost nothing free."""
+    if error.errno == errno.ENOSPC or "No space left on device" in str(error):
+        return True
+    if "synchronously write" in str(error):
+        return shutil.disk_usage(directory or ".").free < _SPACE_SLACK_BYTES
+    return False
 
 
 def _fsync_tree(path: str) -> None:

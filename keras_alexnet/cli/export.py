@@ -23,12 +23,11 @@ flags.DEFINE_string("model", None, "A .keras file or imagenet (instead of --mode
 flags.DEFINE_string("class_names", None, "Class names file, one per line (with --model).")
 flags.DEFINE_string("stats", None, "Pixel statistics JSON the model was trained with.")
 flags.DEFINE_string("export_dir", "saved_models/alexnet", "The model's base path for TF Serving.")
-flags.DEFINE_integer("version", None, "Version number (default: the next free one).", lower_bound=1)
+flags.DEFINE_integer(
+    "version", None, "Version (default: the next free one).", lower_bound=1, upper_bound=2**63 - 1
+)
 flags.DEFINE_list(
-    "also",
-    [],
-    "Formats to write beside the SavedModel, in the same version directory: onnx "
-    "(model.onnx, needs pip install -e '.[onnx]') and/or litert (model.tflite).",
+    "also", [], "Also write into the version: onnx (model.onnx, needs .[onnx]), litert (.tflite)."
 )
 flags.register_multi_flags_validator(
     ["model_dir", "model"],

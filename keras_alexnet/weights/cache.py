@@ -25,18 +25,19 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import hashlib
 import http.client
 import json
 import os
+import stat
 import sys
 import urllib.error
-import urllib.request
 from collections.abc import Callable
 
 import keras
 
-from keras_alexnet import files
+from keras_alexnet import files, http_deadline, untrusted
 from keras_alexnet.version import __version__
 from keras_alexnet.weights import caffe, keras_file
 from keras_alexnet.weights.imagenet_release import (
@@ -53,7 +54,10 @@ except ImportError:  # Windows: no flock; concurrent fetches rely on the atomic 
 # What the record and the converted file's layout mean; a record of another format is refused.
 CACHE_FORMAT = 1
 _CHUNK = 1 << 20
-DOWNLOAD_TIMEOUT_S = 60  # per socket operation: a stalled server is given up, not waited on
+DOWNLOAD_TIMEOUT_S = 20  # per socket operation: a silent server is given up, not waited on
+# The whole download, whatever the server does: 233 MB at 150 KB/s. (The message that ends it
+# says how to download the file by hand and put it in the cache.)
+DOWNLOAD_DEADLINE_S = 1800
 
 
 class WeightsUnavailable(ValueError):
@@ -86,15 +90,16 @@ def imagenet_weights_file(
             a hand-downloaded file), or the cache does not match its record.
     """
     converted = os.path.join(models_dir(), weights.cache_file)
-    if os.path.exists(converted) or os.path.exists(record_path(weights)):
+    _remove_leftovers()
+    if os.path.lexists(converted) or os.path.lexists(record_path(weights)):
         with _cache_lock(weights, exclusive=False):
-            if os.path.exists(converted):
+            if os.path.lexists(converted):
                 _check_cached(converted, weights)
                 return converted
-    os.makedirs(models_dir(), exist_ok=True)
+    _check_writable_cache()
     with _cache_lock(weights, exclusive=True):
-        files.remove_abandoned_saves(models_dir())  # of killed downloads and conversions
-        if os.path.exists(converted):  # another process made it while this one waited
+        _remove_leftovers()  # of downloads and conversions killed while this one waited
+        if os.path.lexists(converted):  # another process made it while this one waited
             _check_cached(converted, weights)
             return converted
         for source in weights.sources:
@@ -137,9 +142,9 @@ def install(
     reason = _unusable(source)
     if reason:
         raise WeightsUnavailable(f"{path} is {source.filename}, which {reason}.")
-    os.makedirs(models_dir(), exist_ok=True)
+    _check_writable_cache()
     with _cache_lock(weights, exclusive=True):
-        files.remove_abandoned_saves(models_dir())
+        _remove_leftovers()
         _convert_into_cache(path, source, weights, full_model)
     return os.path.join(models_dir(), weights.cache_file)
 
@@ -154,19 +159,104 @@ def _unusable(source: WeightsSource) -> str | None:
     return None
 
 
+def _remove_leftovers() -> None:
+    """Removes what downloads and conversions killed midway left in the cache (their private
+    folders, once their process is gone); on every call, where the cache can be written."""
+    try:
+        files.remove_abandoned_saves(models_dir())
+    except OSError:  # a cache this process may only read
+        pass
+
+
+def _check_writable_cache() -> None:
+    """Creates the cache folder, or raises `WeightsUnavailable` (one line) where it cannot
+    be written: a read-only or another user's KERAS_HOME."""
+    try:
+        os.makedirs(models_dir(), exist_ok=True)
+    except OSError as error:
+        raise WeightsUnavailable(
+            f"The Keras cache {models_dir()} cannot be created ({error.strerror}): set "
+            "KERAS_HOME to a folder you can write to."
+        ) from None
+    if not os.access(models_dir(), os.W_OK | os.X_OK):
+        raise WeightsUnavailable(
+            f"The Keras cache {models_dir()} cannot be written (read-only, or another "
+            "user's) and holds no converted ImageNet weights: set KERAS_HOME to a folder you "
+            "can write to, or have the cache's owner load the weights once."
+        )
+
+
 @contextlib.contextmanager
 def _cache_lock(weights: PretrainedWeights, exclusive: bool):
-    """Holds a lock on the cache entry of `weights` (shared for reading)."""
+    """Holds a lock on the cache entry of `weights`: exclusive to write (the holder's pid is
+    written in the lock file), shared to read. A process that must wait says whom for. A
+    reader of a cache it cannot write (read-only, another user's) locks it read-only, or not
+    at all where the lock file is missing: every file lands by an atomic rename, so a reader
+    never sees half of one."""
     if fcntl is None or not os.path.isdir(models_dir()):
         yield
         return
     path = os.path.join(models_dir(), f".{weights.name}.lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    fd = _open_lock(path, exclusive)
+    if fd is None:
+        yield
+        return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(
+                f"Waiting for {_lock_holder(fd)}, which is writing {weights.name} into the "
+                f"Keras cache {models_dir()} (lock {path}).",
+                file=sys.stderr,
+            )
+            fcntl.flock(fd, mode)
+        if exclusive:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
         os.close(fd)
+
+
+def _open_lock(path: str, exclusive: bool) -> int | None:
+    """The lock file's fd (created to write; read-only where that is all a reader may do),
+    or None for a reader that cannot open it at all."""
+    nofollow = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | nofollow, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise WeightsUnavailable(
+                f"The lock of the Keras cache {path} is a symbolic link, which the package "
+                "never makes: remove it and load the weights again."
+            ) from None
+        if exclusive:
+            raise WeightsUnavailable(
+                f"Cannot lock the Keras cache at {path} ({error.strerror}): set KERAS_HOME to "
+                "a folder you can write to."
+            ) from None
+        try:
+            fd = os.open(path, os.O_RDONLY | nofollow)
+        except OSError:
+            return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise WeightsUnavailable(
+            f"The lock of the Keras cache {path} is not a regular file: remove it and load "
+            "the weights again."
+        )
+    return fd
+
+
+def _lock_holder(fd: int) -> str:
+    """Who holds the lock, as the lock file says ("process 1234"), for the waiting line."""
+    try:
+        pid = os.pread(fd, 24, 0).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        pid = ""
+    return f"process {pid}" if pid.isdigit() else "another process"
 
 
 def known_release(
@@ -185,22 +275,31 @@ def known_release(
 
 
 def _digest(path: str, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
     with open(path, "rb") as file:
-        while block := file.read(_CHUNK):
-            digest.update(block)
+        return _digest_of(file, algorithm)
+
+
+def _digest_of(file, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    while block := file.read(_CHUNK):
+        digest.update(block)
     return digest.hexdigest()
 
 
 def _check_source(path: str, source: WeightsSource) -> None:
     """Raises unless `path` has `source`'s size and hash (read before anything parses it)."""
-    size = os.path.getsize(path)
-    if size != source.size:
-        raise WeightsUnavailable(
-            f"{path} has {size:,} bytes, not the {source.size:,} of {source.filename} "
-            f"({source.published_by}). Delete it, or replace it with the file from {source.url}."
-        )
-    digest = _digest(path, source.algorithm)
+    try:  # (bounded: a FIFO or a device at its name is not read)
+        fd, size = untrusted.open_regular(path, 1 << 40, "The placed weights file")
+    except untrusted.UntrustedInput as error:
+        raise WeightsUnavailable(f"{error} Put {source.filename} there.") from None
+    with os.fdopen(fd, "rb") as file:
+        if size != source.size:
+            raise WeightsUnavailable(
+                f"{path} has {size:,} bytes, not the {source.size:,} of {source.filename} "
+                f"({source.published_by}). Delete it, or replace it with the file from "
+                f"{source.url}."
+            )
+        digest = _digest_of(file, source.algorithm)
     if digest != source.digest:
         raise WeightsUnavailable(
             f"{path} has {source.algorithm} {digest}, not {source.digest} "
@@ -209,32 +308,57 @@ def _check_source(path: str, source: WeightsSource) -> None:
         )
 
 
+# A record is a few hundred bytes; the converted weights at most what the release's network
+# holds in float32, in any version of the cache format.
+_MAX_RECORD_BYTES = 1 << 16
+
+
 def _check_cached(converted: str, weights: PretrainedWeights) -> None:
-    """Raises unless the converted file matches its record and the record a known source."""
+    """Raises unless the converted file matches its record and the record a known source;
+    both are bounded before they are read (`untrusted`)."""
     record = record_path(weights)
     fix = f"Delete {converted} and {record}, and load the weights again to fetch them anew."
     try:
-        with open(record, encoding="utf-8") as file:
-            facts = json.load(file)
-        made_from, expected = facts["made_from"], (facts["bytes"], facts["sha256"])
-        known = any(
-            made_from == {"filename": s.filename, "algorithm": s.algorithm, "digest": s.digest}
-            for s in weights.sources
-        )
-        if facts["format"] != CACHE_FORMAT or facts["file"] != weights.cache_file or not known:
-            raise ValueError("it names another file, source or format")
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        facts = untrusted.read_json(record, _MAX_RECORD_BYTES, "The cache record")
+        expected = _recorded_file(facts, weights)
+    except (untrusted.UntrustedInput, ValueError) as error:
         raise WeightsUnavailable(
             f"The cached weights {converted} have no usable record {record} ({error}), so "
             f"nothing says what they were made from. {fix}"
         ) from None
-    actual = (os.path.getsize(converted), _digest(converted, "sha256"))
-    if actual != tuple(expected):
+    try:
+        fd, size = untrusted.open_regular(converted, expected[0], "The cached weights")
+    except untrusted.UntrustedInput as error:
+        raise WeightsUnavailable(f"{error} Its record says {expected[0]:,} bytes. {fix}") from None
+    with os.fdopen(fd, "rb") as file:
+        actual = (size, _digest_of(file, "sha256") if size == expected[0] else "not computed")
+    if actual != expected:
         raise WeightsUnavailable(
             f"The cached weights {converted} were changed after they were made: "
             f"{actual[0]:,} bytes, sha256 {actual[1]}, where the record {record} says "
             f"{expected[0]:,} bytes, sha256 {expected[1]}. {fix}"
         )
+
+
+def _recorded_file(facts, weights: PretrainedWeights) -> tuple[int, str]:
+    """The (bytes, sha256) a cache record gives its converted file, once each field has the
+    type and value it must have; else `ValueError` naming the field."""
+    if not isinstance(facts, dict):
+        raise ValueError("it is not a JSON object")
+    kinds = {"format": int, "file": str, "bytes": int, "sha256": str, "made_from": dict}
+    for field, kind in kinds.items():
+        value = facts.get(field)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ValueError(f"its field {field!r} is {value!r:.40}, not a {kind.__name__}")
+    known = any(
+        facts["made_from"] == {"filename": s.filename, "algorithm": s.algorithm, "digest": s.digest}
+        for s in weights.sources
+    )
+    if facts["format"] != CACHE_FORMAT or facts["file"] != weights.cache_file or not known:
+        raise ValueError("it names another file, source or format")
+    if facts["bytes"] < 0 or len(facts["sha256"]) != 64:
+        raise ValueError("its size or sha256 is not one of a file")
+    return facts["bytes"], facts["sha256"]
 
 
 def _fetch_and_convert(
@@ -245,6 +369,8 @@ def _fetch_and_convert(
 ) -> str | None:
     """Downloads `source` into a private folder of the cache folder, checks and converts it;
     returns None, or why it failed (nothing of the attempt is left in the cache)."""
+    # The download, and the converted file beside it until the download is removed.
+    files.check_free_space(models_dir(), 2 * source.size, f"downloading {weights.name}")
     with files.private_folder(models_dir()) as private:
         temporary = os.path.join(private, source.filename)
         with open(temporary, "wb") as file:
@@ -256,28 +382,40 @@ def _fetch_and_convert(
 
 def _download(source: WeightsSource, file, progress: bool) -> str | None:
     """Streams `source.url` into `file`, hashing as it goes; returns None when the body has
-    the published size and hash, else why not. Reads at most `source.size` + 1 bytes."""
+    the published size and hash, else why not. Reads at most `source.size` + 1 bytes, and
+    gives up at `DOWNLOAD_DEADLINE_S` from the start (a watchdog shuts the connection, so a
+    server that drips a byte at a time ends too); a stall is said on the progress line."""
     digest = hashlib.new(source.algorithm)
     received = 0
-    try:
-        with urllib.request.urlopen(source.url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-            length = response.headers.get("Content-Length")
-            if length is not None and length.strip() != str(source.size):
-                return f"the server announced {length.strip()} bytes, not {source.size:,}"
-            bar = _ProgressBar(source, progress)
-            while block := response.read(min(_CHUNK, source.size + 1 - received)):
-                received += len(block)
-                if received > source.size:
-                    return f"the server sent more than the {source.size:,} bytes expected"
-                digest.update(block)
-                file.write(block)
-                bar.update(received)
+    bar = _ProgressBar(source, progress)
+    with http_deadline.Deadline(DOWNLOAD_DEADLINE_S, on_stall=bar.stalled) as deadline:
+        try:
+            with http_deadline.open_url(source.url, deadline, DOWNLOAD_TIMEOUT_S) as response:
+                length = response.headers.get("Content-Length")
+                if length is not None and length.strip() != str(source.size):
+                    return f"the server announced {length.strip()[:40]} bytes, not {source.size:,}"
+                wanted = source.size + 1
+                while block := http_deadline.read_some(response, min(_CHUNK, wanted - received)):
+                    received += len(block)
+                    if received > source.size:
+                        return f"the server sent more than the {source.size:,} bytes expected"
+                    deadline.progress()
+                    digest.update(block)
+                    file.write(block)
+                    bar.update(received)
+        except urllib.error.HTTPError as error:
+            return f"the server answered HTTP {error.code} {str(error.reason)[:80]}"
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+            if not deadline.expired:
+                reason = getattr(error, "reason", None) or error
+                return f"the download failed after {received:,} bytes ({str(reason)[:200]})"
+        finally:
             bar.done()
-    except urllib.error.HTTPError as error:
-        return f"the server answered HTTP {error.code} {error.reason}"
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
-        reason = getattr(error, "reason", None) or error
-        return f"the download failed after {received:,} bytes ({reason})"
+        if deadline.expired:
+            return (
+                f"the download did not finish within {DOWNLOAD_DEADLINE_S:,} s ({received:,} "
+                f"of {source.size:,} bytes received)"
+            )
     if received != source.size:
         return f"the download ended after {received:,} of {source.size:,} bytes"
     if digest.hexdigest() != source.digest:
@@ -309,8 +447,16 @@ class _ProgressBar:
             )
             sys.stderr.flush()
 
-    def done(self) -> None:
+    def stalled(self, seconds: float) -> None:
         if self.shown:
+            sys.stderr.write(
+                f"\nNo data from {self.source.url} for {seconds:.0f} s; waiting (the download "
+                f"is given up {DOWNLOAD_DEADLINE_S:,} s after it started).\n"
+            )
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.shown and self.last >= 0:
             sys.stderr.write("\n")
 
 
