@@ -393,3 +393,61 @@ def test_abandoned_exports_are_removed(tmp_path):
     (tmp_path / "2").mkdir()
     assert remove_abandoned_saves(str(tmp_path)) == [str(tmp_path / f".saving-{dead}-ab12")]
     assert sorted(os.listdir(tmp_path)) == [f".saving-{os.getpid()}-cd34", "2"]
+
+
+@pytest.mark.parametrize("signature", ["serving_default", "ten_crop"])
+def test_an_empty_request_returns_empty_outputs(exported, signature):
+    served = exported[3]
+    out = served.signatures[signature](image_bytes=tf.constant([], tf.string))
+    assert out["probabilities"].shape == (0, 3) and out["labels"].shape == (0, 3)
+    pixels = served.signatures["predict_images"](images=tf.zeros([0, 227, 227, 3]))
+    assert pixels["scores"].shape == (0, 3)
+
+
+def test_a_model_without_its_classifier_is_not_exported(tmp_path):
+    base = AlexNet(include_top=False, pooling="avg")
+    with pytest.raises(ValueError, match=r"convolutional base without its classifier.*256"):
+        export_saved_model(base, str(tmp_path / "export"), [f"f{i}" for i in range(256)])
+    assert not (tmp_path / "export").exists()
+
+
+def test_export_into_a_folder_it_cannot_write_is_one_line(tmp_path, monkeypatch):
+    real_access = os.access
+    locked = str(tmp_path / "locked")
+    os.makedirs(locked)
+    monkeypatch.setattr(
+        os, "access", lambda p, m: False if str(p) == locked else real_access(p, m)
+    )  # (what a read-only folder answers; root passes permission bits)
+    with pytest.raises(files.PathError, match=r"cannot write in .*locked \(permission denied\)"):
+        export_saved_model(AlexNet(classes=3, init="he"), locked, CLASS_NAMES)
+
+
+_PEAK_OF_A_REQUEST = """
+import resource, sys
+import numpy as np, tensorflow as tf
+tf.config.threading.set_inter_op_parallelism_threads(16)
+from PIL import Image
+import io
+served = tf.saved_model.load(sys.argv[1])
+buffer = io.BytesIO()
+Image.fromarray(np.full((3000, 3000, 3), 90, np.uint8)).save(buffer, "PNG")
+small = served.signatures["serving_default"](image_bytes=tf.constant([buffer.getvalue()]))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+served.signatures["serving_default"](image_bytes=tf.constant([buffer.getvalue()] * 12))
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+@pytest.mark.slow
+def test_a_request_decodes_one_image_at_a_time_whatever_the_threads(exported):
+    """12 PNGs of 9 megapixels each (small on the wire), with 16 inter-op threads: decoded in
+    turn, the request's peak grows by about one image's decoding (~150 MB), not twelve."""
+    result = subprocess.run(
+        [sys.executable, "-c", _PEAK_OF_A_REQUEST, exported[2]],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    grown_mb = int(result.stdout.split()[-1])
+    assert grown_mb < 400, f"the request grew the peak by {grown_mb} MB"
