@@ -37,9 +37,11 @@ def origin_of(weights: str | None) -> dict:
         return {"weights": None, "initialisation": "random"}
     if kind == IMAGENET:
         return {"weights": "imagenet", "pretrained": _pretrained_facts()}
-    if kind == CAFFE_FILE:
+    if kind == CAFFE_FILE and os.path.exists(weights):
         return caffe_file_origin(weights, *cache.known_release(weights))
     card = {"weights": os.path.basename(weights)}
+    if not os.path.exists(weights):  # (a resumed run's starting file, gone: the backup has it)
+        return card
     inner = read_card(weights) if weights.endswith(".keras") else None
     if inner:
         card["card"] = inner

@@ -36,6 +36,13 @@ DEFAULT_MAX_PIXELS = 40_000_000
 # never holds that pair, so the count can only overstate, by markers inside metadata such as
 # an EXIF thumbnail's), 100 leaves room for any encoder's script.
 MAX_JPEG_SCANS = 100
+# A Huffman-coded JPEG (baseline or progressive) spends at least one bit on each 8x8 block of
+# its luminance (its DC coefficient): a whole file has at least pixels / 512 bytes. A file
+# with fewer than pixels / 1024 (half that, for slack) is truncated or damaged: TensorFlow's
+# decoder would fill what is missing with grey (an 811-byte file declaring 39.6 megapixels
+# was classified), so it is refused from its header. (Arithmetic-coded JPEGs, which can
+# spend less, are not written by common encoders.)
+MAX_JPEG_PIXELS_PER_BYTE = 1024
 JPEG_START = b"\xff\xd8\xff"
 JPEG_END = b"\xff\xd9"
 PNG_START = b"\x89PNG\r\n\x1a\n"
@@ -154,7 +161,23 @@ def check_encoded(
             )
         ],
     )
-    with tf.control_dependencies([size_check, scan_check]):
+    length = tf.cast(tf.strings.length(encoded), tf.int64)
+    short = tf.logical_and(tf.io.is_jpeg(encoded), pixels > length * MAX_JPEG_PIXELS_PER_BYTE)
+    length_check = tf.debugging.Assert(
+        tf.logical_not(short),
+        [
+            _sentence(
+                what,
+                " declares {} x {} = {} pixels in only {} bytes, too few for a whole JPEG of "
+                "that size: it is truncated or damaged.",
+                shape[0],
+                shape[1],
+                pixels,
+                length,
+            )
+        ],
+    )
+    with tf.control_dependencies([size_check, scan_check, length_check]):
         return tf.identity(encoded)
 
 
@@ -248,6 +271,14 @@ def declared_size_of_file(path: str) -> tuple[int, int]:
                     raise ValueError("a JPEG whose frame header is cut off")
                 return int.from_bytes(frame[3:5], "big"), int.from_bytes(frame[1:3], "big")
             f.seek(int.from_bytes(segment[2:4], "big") - 2, 1)
+
+
+def is_short_jpeg(path: str, size: int, pixels: int) -> bool:
+    """Whether the file is a JPEG too short for the pixels it declares (see
+    MAX_JPEG_PIXELS_PER_BYTE), as `check_encoded` finds in the graph."""
+    with open(path, "rb") as file:
+        jpeg = file.read(3) == JPEG_START
+    return jpeg and pixels > size * MAX_JPEG_PIXELS_PER_BYTE
 
 
 def read_image_file(path: str) -> bytes:

@@ -282,6 +282,8 @@ def _file_problem(path: str, max_pixels: int) -> str | None:
         return f"its image header does not parse ({error})"
     if width * height > max_pixels:
         return f"it declares {width}x{height} pixels, more than the limit of {max_pixels}"
+    if decode.is_short_jpeg(path, status.st_size, width * height):
+        return f"it declares {width}x{height} pixels in only {status.st_size:,} bytes (truncated)"
     return None
 
 
@@ -291,10 +293,27 @@ def _class_folders(folder: str) -> list[str]:
             f"The image folder {folder!r} does not exist or is not a folder. It needs one "
             "subfolder per class (or train/ and validation/ folders holding them)."
         )
-    classes = sorted(
-        d for d in os.listdir(folder) if not d.startswith(".") and os.path.isdir(f"{folder}/{d}")
-    )
+    folders = sorted(d for d in os.listdir(folder) if os.path.isdir(f"{folder}/{d}"))
+    hidden = [d for d in folders if d.startswith(".")]
+    if hidden:
+        logging.warning(
+            "Skipping %d folder(s) of %s whose names start with '.' (hidden, not classes): %s.",
+            len(hidden),
+            shown(folder),
+            ", ".join(shown(d) for d in hidden[:5]) + (" ..." if len(hidden) > 5 else ""),
+        )
+    classes = [d for d in folders if not d.startswith(".")]
+    inside = os.path.realpath(folder)
     for name in classes:
+        path = os.path.join(folder, name)
+        target = os.path.realpath(path)
+        if os.path.islink(path) and os.path.commonpath([inside, target]) != inside:
+            raise ValueError(
+                f"The class folder {shown(path)!r} is a link to {shown(target)!r}, outside the "
+                "image folder: links are followed only within it (a link to / would train on "
+                "the whole machine). Move or copy that class's images into the image folder, "
+                "or link the image files themselves."
+            )
         if name != name.strip() or "\n" in name or "\r" in name:
             raise ValueError(
                 f"The class folder {shown(os.path.join(folder, name))!r} has a name with a line "

@@ -20,10 +20,12 @@ counters, the running metrics of an interrupted epoch). Here:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from typing import TYPE_CHECKING
 
+from keras_alexnet import untrusted
 from keras_alexnet.files import PathError, atomic_save
 
 if TYPE_CHECKING:
@@ -31,6 +33,9 @@ if TYPE_CHECKING:
 
 BACKUP_DIR = "backup"
 STATE_FILE = "state.json"
+# A state holds the settings (class names included) and one history row per epoch: a few
+# kilobytes to a few megabytes. Read bounded (`untrusted`): a backup may be damaged or planted.
+MAX_STATE_BYTES = 64 << 20
 
 # Settings a resumed run must share with the run it resumes: each changes what the weights
 # in the backup mean, or which batches the rest of the run sees (docs/training.md, "Resuming").
@@ -238,8 +243,7 @@ def read_state(backup_dir: str) -> BackupState | None:
         "give another --model_dir."
     )
     try:
-        with open(path, encoding="utf-8") as file:
-            state = BackupState.from_json(json.load(file))
+        state = BackupState.from_json(untrusted.read_json(path, MAX_STATE_BYTES, "The state"))
         _check_state_values(state)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise PathError(
@@ -269,7 +273,13 @@ def check_resume(
     if state is None:
         return []
     saved = state.settings
-    changed = [key for key in REQUIRED_SETTINGS if key in saved and saved[key] != settings[key]]
+    changed = [
+        key
+        for key in REQUIRED_SETTINGS
+        if key in saved
+        and not (key == "weights" and same_start(saved[key], settings[key]))
+        and saved[key] != settings[key]
+    ]
     if changed:
         listed = "; ".join(
             f"{key}: {_shown(saved[key])} then, {_shown(settings[key])} now" for key in changed
@@ -285,6 +295,36 @@ def check_resume(
         for key in ADJUSTABLE_SETTINGS
         if key in before and before[key] != adjustable[key]
     ]
+
+
+def starting_point(weights: str | None):
+    """What a run's `--weights` were, as its backup records them: None or "imagenet" as
+    given; a file as {"path": its absolute path, "sha256": its digest}, without the digest
+    when the file is gone (a resumed run restores the backup and never reads it)."""
+    if weights is None or weights == "imagenet":
+        return weights
+    path = os.path.abspath(os.path.expanduser(weights))
+    if not os.path.isfile(path):
+        return {"path": path}
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+    return {"path": path, "sha256": digest.hexdigest()}
+
+
+def same_start(saved, now) -> bool:
+    """Whether a resumed run names the weights its backup started from: the same digest
+    where both know the file's, else the same absolute path (the file is gone or moved
+    away; the backup holds what the run made of it). A backup of an older version recorded
+    the argument as given."""
+    if isinstance(saved, str) and isinstance(now, dict):
+        return os.path.abspath(os.path.expanduser(saved)) == now["path"]
+    if not (isinstance(saved, dict) and isinstance(now, dict)):
+        return saved == now
+    if "sha256" in saved and "sha256" in now:
+        return saved["sha256"] == now["sha256"]
+    return saved.get("path") == now.get("path")
 
 
 def _shown(value) -> str:
@@ -313,7 +353,7 @@ def backup_settings(setup: TrainingSetup) -> tuple[dict, dict]:
         "adam_beta_2": config.adam_beta_2,
         "gradient_centralization": config.gradient_centralization,
         "weight_decay": config.weight_decay,
-        "weights": config.weights,
+        "weights": starting_point(config.weights),
         "train_from": config.train_from,
         "lrn": config.network_lrn,
     }

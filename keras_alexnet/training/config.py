@@ -14,10 +14,19 @@ import json
 import math
 import os
 
+from keras_alexnet import untrusted
 from keras_alexnet.alexnet import DROPOUT_RATE, INITIALIZATIONS, LRNS
+from keras_alexnet.training import backup
 from keras_alexnet.training.fine_tuning import BLOCKS
 from keras_alexnet.training.precision import PRECISIONS
-from keras_alexnet.weights import CAFFE_KINDS, IMAGENET, NO_WEIGHTS, weights_kind, weights_variant
+from keras_alexnet.weights import (
+    CAFFE_KINDS,
+    IMAGENET,
+    NO_WEIGHTS,
+    resolve_weights,
+    weights_kind,
+    weights_variant,
+)
 
 # Paper 5: "stochastic gradient descent with a batch size of 128 examples, momentum of 0.9,
 # and weight decay of 0.0005", learning rate initialised at 0.01.
@@ -60,7 +69,26 @@ def _setting(default, help, kind=None, **limits):
 
 
 _KINDS = {str: "string", int: "integer", float: "float", bool: "bool"}
-_WEIGHTS_SUFFIXES = (".keras", ".weights.h5", ".caffemodel", ".onnx")
+
+
+def _recorded_settings(model_dir: str) -> dict:
+    """The settings the backup in `model_dir` records, or {} (a backup that cannot be read
+    is reported where the run resumes: `backup.read_state`)."""
+    path = os.path.join(model_dir, backup.BACKUP_DIR, backup.STATE_FILE)
+    try:
+        state = untrusted.read_json(path, backup.MAX_STATE_BYTES, "The backup's state")
+        settings = state["settings"]
+    except (ValueError, KeyError, TypeError):
+        return {}
+    return settings if isinstance(settings, dict) else {}
+
+
+def _resumes_without(config: TrainConfig) -> bool:
+    """Whether a run resumes from its backup while its starting weights file is gone: then
+    the file is not needed (the backup holds what the run made of it)."""
+    weights = config.weights
+    gone = isinstance(weights, str) and weights != IMAGENET and not os.path.exists(weights)
+    return gone and bool(config.model_dir) and bool(_recorded_settings(config.model_dir))
 
 
 def _check_starting_weights(config: TrainConfig) -> None:
@@ -74,14 +102,13 @@ def _check_starting_weights(config: TrainConfig) -> None:
                 f"train_from={BLOCKS[0]!r}."
             )
         return
+    if kind != IMAGENET and _resumes_without(config):
+        return  # the backup is the start; `backup.check_resume` compares what it recorded
     if kind != IMAGENET:
-        if not config.weights.lower().endswith(_WEIGHTS_SUFFIXES):
-            raise SettingsError(
-                f"weights must be imagenet or a file ending in {', '.join(_WEIGHTS_SUFFIXES)}; "
-                f"received weights={config.weights!r}."
-            )
-        if not os.path.isfile(config.weights):
-            raise SettingsError(f"weights={config.weights!r} does not exist or is not a file.")
+        try:  # (suffix, case and existence: the one check `AlexNet` makes too)
+            resolve_weights(config.weights)
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
     if kind in CAFFE_KINDS:
         if config.network_lrn != "caffe" or config.network_init != "paper":
             raise SettingsError(
@@ -249,14 +276,20 @@ class TrainConfig:
 
     @property
     def network_lrn(self) -> str:
-        """The LRN the network is built with: `lrn`, or the one `weights` were made with."""
-        return self.lrn or weights_variant(self.weights).get("lrn", "paper")
+        """The LRN the network is built with: `lrn`, or the one `weights` were made with (or,
+        their file gone, the one the backup of the run resumed records)."""
+        return self.lrn or self._weights_variant().get("lrn", "paper")
 
     @property
     def network_init(self) -> str:
         """The initialisation the network is built with: `init`, or the one `weights` were
         made with (he adds a fixed input scaling layer, so a file of one fits only one)."""
-        return self.init or weights_variant(self.weights).get("init", "paper")
+        return self.init or self._weights_variant().get("init", "paper")
+
+    def _weights_variant(self) -> dict[str, str]:
+        if _resumes_without(self):
+            return _recorded_settings(self.model_dir)
+        return weights_variant(self.weights)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1)

@@ -76,6 +76,13 @@ class TrainingInputs:
     def _validation_steps(self) -> int:
         batch_size, workers = self.config.batch_size, self.workers
         num_validation = self.source.num_examples["validation"]
+        if num_validation == 0:
+            raise SettingsError(
+                f"{self.source.name} has no validation images: the run validates after each "
+                "epoch (the learning-rate schedule and the best model follow it). Give a "
+                "dataset with a validation split, or more images per class to an image folder "
+                "(it holds some out for validation)."
+            )
         if workers > 1:
             # Every worker must run the same number of steps: full batches of its shard only.
             steps = (num_validation // workers) // (batch_size // workers)

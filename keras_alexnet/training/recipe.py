@@ -153,6 +153,14 @@ def _start_from_weights(
             fresh = fine_tuning.start_from(model, values)
     except ValueError as error:  # the file, not the code: a setting to change
         raise SettingsError(f"weights={config.weights}: {error}") from None
+    blocks, first = fine_tuning.BLOCKS, fine_tuning.BLOCKS.index(config.train_from)
+    untrained = [name for name in fresh if blocks.index(fine_tuning.block_of(name)) < first]
+    if untrained:  # they would stay at their random start
+        raise SettingsError(
+            f"weights={config.weights} hold no values for {', '.join(untrained)}, which "
+            f"start fresh; train_from={config.train_from} would freeze them at their random "
+            f"start. Give --train_from={fine_tuning.block_of(untrained[0])} or an earlier block."
+        )
     if config.verbose:
         loaded = sum(1 for layer in model.layers if layer.weights) - len(fresh)
         line = f"Starting from weights={config.weights}: {loaded} layers loaded"

@@ -108,7 +108,16 @@ def saved_variant(path: str | os.PathLike) -> dict[str, str]:
     Raises:
         ValueError: the file cannot be read as a Keras weights file.
     """
-    return _variant_of(_read_saved_shapes(os.fspath(path)))
+    path = os.fspath(path)
+    shapes = _read_saved_shapes(path)
+    first = shapes.get("placed_conv2d") or [()]
+    if len(first[0]) != 4 or first[0][:2] != (11, 11):  # conv1_a: 11x11 kernels (section 3.5)
+        raise ValueError(
+            f"weights={path!r} was not saved from this package's AlexNet (it has no conv1 of "
+            f"11x11 kernels; its layers: {', '.join(list(shapes)[:6]) or 'none'}...). Give "
+            "the .keras or .weights.h5 of an AlexNet, or train from scratch."
+        )
+    return _variant_of(shapes)
 
 
 def model_variant(model: keras.Model) -> dict[str, str]:

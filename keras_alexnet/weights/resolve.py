@@ -95,6 +95,11 @@ def resolve_weights(weights) -> Weights:
         raise ValueError(f"{_WEIGHTS_ARGUMENT} Received: weights={weights!r}")
     path = os.fspath(weights)
     if kind == KERAS_FILE and not path.endswith(keras_file.WEIGHTS_SUFFIXES):
+        if path.lower().endswith(keras_file.WEIGHTS_SUFFIXES):
+            raise ValueError(
+                f"Keras reads weights files by their lowercase suffix (.weights.h5 or .keras); "
+                f"rename the file. Received: weights={path!r}"
+            )
         refusal = caffe.refusal(path)
         if refusal:
             raise ValueError(f"{refusal} See docs/weights.md for the formats loaded.")

@@ -93,3 +93,29 @@ def test_a_jpeg_of_too_many_scans_is_refused_before_decoding():
     refusal = decode.REFUSAL.search(str(error.value)).group(1)
     assert refusal == "image_bytes[4] declares 5010 JPEG scans, more than the limit of 100."
     assert decode.jpeg_scans(tf.constant(encode(random_image(np.random.default_rng(2))))) == 1
+
+
+def _declaring(encoded: bytes, height: int, width: int) -> bytes:
+    """`encoded` (a baseline JPEG) with its frame header declaring height x width."""
+    at = encoded.index(b"\xff\xc0") + 5  # marker, length (2), precision
+    return encoded[:at] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + encoded[at + 4 :]
+
+
+def test_a_jpeg_too_short_for_the_pixels_it_declares_is_refused(tmp_path):
+    """An 8x8 JPEG whose header declares 5657x7000 (39.6 megapixels, within the pixel limit):
+    TensorFlow would decode it, the missing data grey. Refused from its header, in the graph
+    and in a folder scan; solid colour at a size near the bound still passes."""
+    small = encode(np.full((8, 8, 3), 90, np.uint8), "JPEG")
+    truncated = _declaring(small, 5657, 7000)
+    assert len(truncated) < 1000 and decode.looks_complete(truncated[:32], truncated[-32:])
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        decode.decode_image(tf.constant(truncated))
+    refusal = decode.REFUSAL.search(str(error.value)).group(1)
+    assert refusal.startswith("image declares 5657 x 7000 = 39599000 pixels in only ")
+    assert refusal.endswith("too few for a whole JPEG of that size: it is truncated or damaged.")
+    flat = encode(np.full((2000, 3000, 3), 90, np.uint8), "JPEG", quality=10)
+    assert 3000 * 2000 / len(flat) < decode.MAX_JPEG_PIXELS_PER_BYTE  # the bound's slack
+    assert decode.decode_image(tf.constant(flat)).shape == (2000, 3000, 3)
+    path = tmp_path / "short.jpg"
+    path.write_bytes(truncated)
+    assert decode.is_short_jpeg(str(path), len(truncated), 5657 * 7000)

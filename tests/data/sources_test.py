@@ -5,6 +5,7 @@ import io
 import logging
 import os
 import tarfile
+import time
 import types
 
 import numpy as np
@@ -281,3 +282,37 @@ def test_pipes_devices_and_links_to_them_are_skipped_at_once(image_folder, caplo
     for name in ("cat/pipe.jpg", "dog/zero.jpg", "fox/noise.png"):
         assert f"{name}: it is not a regular file" in messages
     assert source.num_examples == {"train": 12, "validation": 6}
+
+
+def test_a_class_folder_linking_outside_the_image_folder_is_refused(image_folder, tmp_path):
+    """A class folder that is a link to / was walked whole (436,236 files) and trained on."""
+    os.symlink("/", os.path.join(image_folder, "everything"))
+    started = time.monotonic()
+    with pytest.raises(ValueError, match=r"'.*everything' is a link to '/', outside the image"):
+        image_folder_source(image_folder, validation_fraction=0.25, seed=3)
+    assert time.monotonic() - started < 5
+    os.remove(os.path.join(image_folder, "everything"))
+    os.symlink(os.path.join(image_folder, "cat"), os.path.join(image_folder, "kitten"))
+    source = image_folder_source(image_folder, validation_fraction=0.25, seed=3)
+    assert "kitten" in source.class_names  # a link within the image folder is followed
+
+
+def test_hidden_folders_are_skipped_with_a_word(image_folder, caplog):
+    os.makedirs(os.path.join(image_folder, ".thumbnails"))
+    with caplog.at_level(logging.WARNING):
+        source = image_folder_source(image_folder, validation_fraction=0.25, seed=3)
+    assert ".thumbnails" not in source.class_names
+    messages = "\n".join(r.getMessage() for r in caplog.records)
+    assert "Skipping 1 folder(s) of" in messages and ".thumbnails" in messages
+
+
+def test_a_truncated_jpeg_declaring_a_large_image_is_skipped_by_name(image_folder, caplog):
+    small = encode(np.full((8, 8, 3), 90, np.uint8), "JPEG")
+    at = small.index(b"\xff\xc0") + 5
+    short = small[:at] + (5657).to_bytes(2, "big") + (7000).to_bytes(2, "big") + small[at + 4 :]
+    with open(os.path.join(image_folder, "cat", "short.jpg"), "wb") as file:
+        file.write(short)
+    with caplog.at_level(logging.WARNING):
+        image_folder_source(image_folder, validation_fraction=0.25, seed=3)
+    messages = "\n".join(r.getMessage() for r in caplog.records)
+    assert "cat/short.jpg: it declares 7000x5657 pixels in only" in messages

@@ -78,8 +78,9 @@ def test_freeze_before_makes_earlier_blocks_untrainable():
     "settings, message",
     [
         ({"train_from": "fc6"}, "only makes sense with trained weights"),
-        ({"weights": "model.txt"}, "weights must be imagenet or a file ending in"),
-        ({"weights": "/nonexistent/m.keras"}, "does not exist or is not a file"),
+        ({"weights": "model.txt"}, "The `weights` argument should be either"),
+        ({"weights": "/nonexistent/m.keras"}, "The weights file does not exist"),
+        ({"weights": "/tmp/X.WEIGHTS.H5"}, "by their lowercase suffix"),
         ({"weights": "imagenet", "lrn": "paper"}, "needs lrn=caffe and init=paper"),
         ({"weights": "imagenet", "init": "he"}, "needs lrn=caffe and init=paper"),
         ({"train_from": "conv9"}, "train_from must be one of"),
