@@ -9,6 +9,7 @@ import csv
 import glob
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import time
 
 import pytest
 
+import keras_alexnet
 from tests.conftest import REPO_ROOT, run_python
 
 QUIET = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
@@ -145,11 +147,46 @@ def test_quickstart_recipe_end_to_end(tmp_path, shapes_data_dir):
         "was saved from an AlexNet of init='he'. Leave out init (the file's is used)."
     ]
     assert not (tmp_path / "no").exists()
+    start = tmp_path / "fx" / "start.keras"
+    start.parent.mkdir()
+    shutil.copy(tmp_path / "run" / "best.keras", start)
+    tune[0] = f"--weights={start}"
     tuned = _train([*tune, f"--model_dir={tmp_path / 'tuned'}"])
     assert tuned.returncode == 0, tuned.stderr[-3000:]
     assert "Training predictions onwards" in tuned.stdout
     assert _state(tmp_path / "tuned")["settings"]["init"] == "he"
+    assert _state(tmp_path / "tuned")["settings"]["weights"]["path"] == str(start)
     assert (tmp_path / "tuned_export" / "1" / "saved_model.pb").exists()
+
+    # Resuming needs only what it uses: the same file spelled (and placed) otherwise is
+    # known by its digest; once the file is gone, by its path (the backup holds the rest).
+    moved = tmp_path / "elsewhere" / "copy.keras"
+    moved.parent.mkdir()
+    shutil.copy(start, moved)
+    more = [f"--weights={moved}", *tune[1:], f"--model_dir={tmp_path / 'tuned'}"]
+    resumed = _train([*more, "--epochs=2"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    start.unlink()
+    gone = _train(
+        [f"--weights={start}", *tune[1:], f"--model_dir={tmp_path / 'tuned'}"] + ["--epochs=3"]
+    )
+    assert gone.returncode == 0, gone.stderr[-3000:]
+    assert (
+        _state(tmp_path / "tuned")["epoch"] == 3 and len(_state(tmp_path / "tuned")["history"]) == 3
+    )
+    assert sorted(os.listdir(tmp_path / "tuned_export")) == ["1", "2", "3"]
+
+    # Fresh layers are never frozen: a base-only file (no fc6, fc7) with
+    # --train_from=predictions is one line, before anything trains.
+    base = tmp_path / "fx" / "base.weights.h5"
+    keras_alexnet.AlexNet(include_top=False, init="he").save_weights(base)
+    frozen = _train([f"--weights={base}", *tune[1:], f"--model_dir={tmp_path / 'base'}"])
+    assert frozen.returncode == 1
+    assert frozen.stderr.strip().splitlines() == [
+        f"ERROR: weights={base} hold no values for fc6_a, fc6_b, fc7_a, fc7_b, which start "
+        "fresh; train_from=predictions would freeze them at their random start. Give "
+        "--train_from=fc6 or an earlier block."
+    ]
 
 
 def _as_from_a_terminal():

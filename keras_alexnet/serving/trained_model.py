@@ -171,7 +171,8 @@ def load_trained_model(
 def check_classifier(model, path: str) -> None:
     """Raises `ValueError` for a model without its classifier (`AlexNet(include_top=False)`):
     its outputs are features, not class scores, and would be read as scores of classes."""
-    if "predictions" not in {layer.name for layer in model.layers}:
+    names = {layer.name for layer in model.layers}
+    if "conv1_a" in names and "predictions" not in names:
         raise ValueError(
             f"{path} is AlexNet's convolutional base without its classifier (include_top="
             f"False): its {model.output_shape[-1]} outputs are features, not class scores. "

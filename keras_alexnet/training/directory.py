@@ -156,6 +156,9 @@ def prepare(setup: TrainingSetup) -> Iterator[Workspace]:
         resumed = backup.read_state(backup_dir)
         for change in backup.check_resume(resumed, settings, adjustable, config.model_dir):
             print(change)
+        if resumed is not None and "weights" in resumed.settings:
+            # The run's start stays as first recorded (digest and path), however named now.
+            settings["weights"] = resumed.settings["weights"]
         trained_model.write_class_names(
             setup.source.class_names, os.path.join(write_dir, trained_model.CLASS_NAMES_FILE)
         )

@@ -108,3 +108,40 @@ def test_the_export_needs_names_and_a_keras_model(tmp_path):
             str(tmp_path / "unnamed.keras"), str(tmp_path / "out"), also=["x"]
         )
     assert not (tmp_path / "out").exists()
+
+
+def test_a_base_without_classifier_or_a_card_of_no_list_is_refused(tmp_path):
+    """A base's features were printed as scores of classes f0..f4095; a card naming its
+    classes with the string "xyz" gave classes x, y, z."""
+    from keras_alexnet import AlexNet, model_card
+    from keras_alexnet.serving import trained_model
+
+    AlexNet(include_top=False, pooling="avg").save(tmp_path / "base.keras")
+    with pytest.raises(ValueError, match=r"base.keras is AlexNet's convolutional base without"):
+        trained_model.load_trained_model(str(tmp_path / "base.keras"))
+    _tiny_model(tmp_path / "carded.keras", 3)
+    model_card.write_card(str(tmp_path / "carded.keras"), {"class_names": "xyz"})
+    with pytest.raises(ValueError, match=r"names its classes with str 'xyz', not a list"):
+        trained_model.load_trained_model(str(tmp_path / "carded.keras"))
+
+
+def test_a_card_that_is_a_zip_bomb_is_refused_on_every_path(tmp_path):
+    """Fine-tuning read the card whole (7.3 GB inflated, killed); predict refused it."""
+    import resource
+    import zipfile
+
+    from keras_alexnet import model_card
+    from keras_alexnet.training.config import SettingsError, TrainConfig
+
+    _tiny_model(tmp_path / "bomb.keras", 3)
+    with zipfile.ZipFile(tmp_path / "bomb.keras", "a", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open(model_card.CARD_MEMBER, "w", force_zip64=True) as member:
+            block = b" " * (1 << 20)
+            for _ in range(64):  # 64 MiB of spaces: a 64 KB member, well past the card's bound
+                member.write(block)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ValueError, match=r"keras_alexnet_card.json inflates to 67,108,864"):
+        model_card.origin_of(str(tmp_path / "bomb.keras"))
+    with pytest.raises((ValueError, SettingsError), match=r"inflates to 67,108,864 bytes"):
+        TrainConfig(weights=str(tmp_path / "bomb.keras")).validate()
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 << 10

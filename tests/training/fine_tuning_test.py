@@ -174,3 +174,14 @@ def test_train_script_fine_tunes_with_frozen_blocks_and_exports_the_new_classes(
     again = run_python(args[:-1] + ["--train_from=fc6"], env={"TF_CPP_MIN_LOG_LEVEL": "2"})
     assert again.returncode == 1
     assert "train_from: 'fc7' then, 'fc6' now" in again.stderr
+
+
+def test_a_file_of_another_architecture_says_so(tmp_path):
+    """It was reported as an init mismatch ("init='he' contradicts ... init='paper'")."""
+    other = keras.Sequential(
+        [keras.Input((32, 32, 3)), keras.layers.Conv2D(8, 3), keras.layers.Flatten()]
+    )
+    path = str(tmp_path / "resnet.weights.h5")
+    other.save_weights(path)
+    with pytest.raises(SettingsError, match=r"was not saved from this package's AlexNet"):
+        TrainConfig(weights=path, init="he").validate()
