@@ -249,8 +249,10 @@ def process_alive(pid: int) -> bool:
 
 def check_writable_file(path: str, flag: str, what: str = "a file") -> None:
     """Raises `PathError` (naming `flag`) unless `path` can be written as a file: not a
-    folder, in a folder that exists (or can be created) and this process can write in.
+    folder, a device, a FIFO or a socket, in a folder that exists (or can be created) and
+    this process can write in.
     Checked before a long job whose result goes there."""
     if os.path.isdir(path):
         raise PathError(f"{flag}={path} is a folder; give the path of {what}.")
     check_writable(os.path.dirname(os.path.abspath(path)), f"{flag}'s folder", create=False)
+    check_replaceable(path, f"{flag}={path}:")

@@ -6,15 +6,42 @@ library needed).
 from __future__ import annotations
 
 import csv
+import math
+import os
 from collections.abc import Sequence
 
 import keras
 import numpy as np
 from PIL import Image, ImageDraw
 
+from keras_alexnet import files, untrusted
 from keras_alexnet.alexnet import feature_extractor
 
 BACKGROUND = (255, 255, 255)
+# The largest filters picture: 96 kernels of 11x11 at 64 pixels each are 12 MB of RGB.
+MAX_FILTER_SCALE = 64
+# A run's CSV log has one short row per epoch: a few kilobytes.
+MAX_HISTORY_BYTES = 64 << 20
+
+
+def check_png_path(path: str, flag: str = "--output") -> str:
+    """`path` (`~` expanded) once it ends in .png and can be written (its folder exists and is
+    can be created and written, it is not a device or a folder): checked before the
+    drawing's long work."""
+    path = os.path.expanduser(path)
+    if not path.lower().endswith(".png"):
+        raise ValueError(f"{flag}={path}: the picture is written as PNG; give a path ending .png.")
+    files.check_writable_file(path, flag, "a PNG image")
+    return path
+
+
+def save_png(picture: Image.Image, path: str, flag: str = "--output") -> str:
+    """Writes `picture` to `path` as PNG (whole or not at all, `files.atomic_save`) after
+    `check_png_path`, creating its folder; returns the path."""
+    path = check_png_path(path, flag)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    files.atomic_save(lambda temporary: picture.save(temporary, format="PNG"), path)
+    return path
 
 
 def _normalise(kernel: np.ndarray) -> np.ndarray:
@@ -29,6 +56,14 @@ def filters_image(model: keras.Model, scale: int = 4, per_row: int = 16) -> Imag
     After training on real images the towers specialise: tower a's kernels come out largely
     colour-agnostic, tower b's colour-specific.
     """
+    if not 1 <= scale <= MAX_FILTER_SCALE:
+        raise ValueError(f"scale must be 1 to {MAX_FILTER_SCALE} pixels; received {scale}.")
+    names = {layer.name for layer in model.layers}
+    if not {"conv1_a", "conv1_b"} <= names:
+        raise ValueError(
+            f"The model {model.name!r} has no conv1_a and conv1_b layers (the paper's two "
+            "towers): it is not an AlexNet of this package, whose filters this draws."
+        )
     towers = [np.asarray(model.get_layer(f"conv1_{t}").kernel, np.float32) for t in "ab"]
     size = towers[0].shape[0] * scale
     cell = size + 2
@@ -71,11 +106,30 @@ def neighbours_image(
 
 def read_history(csv_path: str) -> dict[str, list[float]]:
     """The columns of a run's `training_log.csv` as lists of floats."""
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    text = untrusted.read_bytes(csv_path, MAX_HISTORY_BYTES, "The training log")
+    try:
+        rows = list(csv.DictReader(text.decode("utf-8").splitlines()))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ValueError(f"{csv_path} is not a CSV training log ({error}).") from None
     if not rows:
         raise ValueError(f"{csv_path} has no epochs yet.")
-    return {key: [float(row[key]) for row in rows] for key in rows[0]}
+    missing = [key for key in ("epoch", "loss") if key not in rows[0]]
+    if missing:
+        raise ValueError(
+            f"{csv_path} has no {' or '.join(missing)} column: it is not the training_log.csv "
+            f"alexnet-train writes (its columns: {', '.join(list(rows[0])[:8])})."
+        )
+    history = {key: [] for key in rows[0]}
+    for number, row in enumerate(rows, start=2):
+        for key in history:
+            try:
+                history[key].append(float(row[key]))
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{csv_path}, line {number}: {key} is {row[key]!r}, not a number (a row "
+                    "cut short or edited?)."
+                ) from None
+    return history
 
 
 def curves_image(history: dict[str, list[float]], width: int = 900, height: int = 300):
@@ -96,9 +150,12 @@ def curves_image(history: dict[str, list[float]], width: int = 900, height: int 
             if prefix + key in history:
                 values = history[prefix + key]
                 values = values if key == "loss" else [1 - v for v in values]
-                series.append((values, colour))
-        low = min(min(v) for v, _ in series)
-        high = max(max(v) for v, _ in series)
+                if any(math.isfinite(v) for v in values):  # (NaN or inf: not drawn)
+                    series.append((values, colour))
+        if not series:
+            continue
+        finite = [v for values, _ in series for v in values if math.isfinite(v)]
+        low, high = min(finite), max(finite)
         low, high = (0.0, 1.0) if key != "loss" else (low, high + 1e-9)
         draw.rectangle((left, top, right, bottom), outline=(0, 0, 0))
         draw.text((left, top - 15), title, fill=(0, 0, 0))
@@ -114,6 +171,7 @@ def curves_image(history: dict[str, list[float]], width: int = 900, height: int 
                     bottom - (bottom - top) * (v - low) / (high - low),
                 )
                 for e, v in zip(epochs, values, strict=True)
+                if math.isfinite(v) and math.isfinite(e)
             ]
             if len(points) > 1:
                 draw.line(points, fill=colour, width=2)
@@ -142,6 +200,8 @@ def similar_images(
     Raises:
         ValueError: a query file cannot be read or is not a JPEG or PNG image.
     """
+    if queries < 1 and not query_files:
+        raise ValueError(f"queries must be at least 1 without query files; received {queries}.")
     # deferred, heavy: TensorFlow's image side, for the search only (plots need none of it)
     import tensorflow as tf
 

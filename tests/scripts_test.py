@@ -78,3 +78,21 @@ def test_compute_stats_checks_its_output_before_reading_any_image(tmp_path):
         )
         assert result.returncode == 1 and "Traceback" not in result.stderr
         assert words in result.stderr and "no_such_set" not in result.stderr, result.stderr
+
+
+def test_outputs_that_are_devices_and_requests_past_memory_are_one_line(tmp_path):
+    """compute_stats --output=/dev/null replaced the device with a JSON file (as root);
+    evaluate --output=/dev/full wrote into it; summary --classes=10000000 was a traceback."""
+    import os
+
+    before = os.stat("/dev/null")
+    for args, words in (
+        (["scripts/compute_stats.py", "--output=/dev/null"], "/dev/null is not a regular file"),
+        (["scripts/summary.py", "--classes=10000000"], "ERROR: not enough memory for what"),
+    ):
+        result = run_python(args)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
+        assert len(errors) == 1 and words in errors[0], result.stderr[-2000:]
+    after = os.stat("/dev/null")
+    assert (after.st_ino, after.st_rdev) == (before.st_ino, before.st_rdev)

@@ -14,6 +14,7 @@ same help and bounds in every command, and `~` expanded once (`data_location`).
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 
@@ -53,8 +54,24 @@ def report_errors(call: Callable[[], object]) -> int:
         if isinstance(error, USER_ERRORS):
             print(f"ERROR: {error}", file=sys.stderr)
             return 1
+        if _out_of_memory(error):
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            first = re.sub(r"\{\{[^}]*\}\}\s*", "", first).split(" on /job:")[0]  # TF's
+            print(
+                f"ERROR: not enough memory for what was asked ({first[:200]}). Ask for less "
+                "(fewer classes, a smaller batch or image), or use a machine with more memory.",
+                file=sys.stderr,
+            )
+            return 1
         raise
     return status if isinstance(status, int) and not isinstance(status, bool) else 0
+
+
+def _out_of_memory(error: Exception) -> bool:
+    """MemoryError, or TensorFlow's ResourceExhaustedError (an allocation that failed),
+    known by name: this module does not load TensorFlow."""
+    names = {kind.__name__ for kind in type(error).__mro__}
+    return bool(names & {"MemoryError", "ResourceExhaustedError"})
 
 
 def hide_info_lines() -> None:

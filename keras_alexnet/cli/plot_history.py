@@ -21,10 +21,11 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
 
     def draw():
+        visualize.check_png_path(FLAGS.output)
         path = os.path.join(os.path.expanduser(FLAGS.model_dir), HISTORY_FILE)
         if not os.path.isfile(path):
             raise ValueError(f"{path} does not exist; train with alexnet-train first.")
-        visualize.curves_image(visualize.read_history(path)).save(FLAGS.output)
+        visualize.save_png(visualize.curves_image(visualize.read_history(path)), FLAGS.output)
         print(f"Wrote {FLAGS.output}")
 
     return cli.report_errors(draw)

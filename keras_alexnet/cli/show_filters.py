@@ -11,7 +11,7 @@ from keras_alexnet.serving import trained_model
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "A run directory or .keras file of an AlexNet.", required=True)
 flags.DEFINE_string("output", "filters.png", "Where to write the PNG.")
-flags.DEFINE_integer("scale", 4, "Pixels per kernel pixel.", lower_bound=1)
+flags.DEFINE_integer("scale", 4, "Pixels per kernel pixel.", lower_bound=1, upper_bound=64)
 
 
 def main(argv):
@@ -19,10 +19,11 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
 
     def draw():
+        visualize.check_png_path(FLAGS.output)
         trained = trained_model.load_trained_model(FLAGS.model)
         if trained.model is None:
             raise ValueError(f"--model={FLAGS.model}: give a .keras file or a run directory.")
-        visualize.filters_image(trained.model, scale=FLAGS.scale).save(FLAGS.output)
+        visualize.save_png(visualize.filters_image(trained.model, FLAGS.scale), FLAGS.output)
         print(f"Wrote {FLAGS.output}")
 
     return cli.report_errors(draw)

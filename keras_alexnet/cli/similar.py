@@ -8,8 +8,6 @@ Without query files, the first --queries images of --split are the queries (each
 its own nearest neighbour, at distance 0, and is left out).
 """
 
-import os
-
 from absl import app, flags
 
 from keras_alexnet import cli, data, visualize
@@ -20,13 +18,16 @@ flags.DEFINE_string("model", None, "A run directory or .keras file of an AlexNet
 cli.define_data_flags(FLAGS)
 flags.DEFINE_enum("split", "validation", ["train", "validation"], "Images to search.")
 flags.DEFINE_integer("max_images", 600, "Search the first N images of the split.", lower_bound=1)
-flags.DEFINE_integer("queries", 4, "Queries taken from the split when no files are given.")
+flags.DEFINE_integer(
+    "queries", 4, "Queries taken from the split when no files are given.", lower_bound=1
+)
 flags.DEFINE_integer("neighbours", 6, "Neighbours per query.", lower_bound=1)
 flags.DEFINE_string("output", "similar.png", "Where to write the PNG.")
 
 
 def main(argv):
     def draw():
+        visualize.check_png_path(FLAGS.output)
         trained = trained_model.load_trained_model(FLAGS.model)
         if trained.model is None:
             raise ValueError(f"--model={FLAGS.model}: give a .keras file or a run directory.")
@@ -41,7 +42,7 @@ def main(argv):
             queries=FLAGS.queries,
             neighbours=FLAGS.neighbours,
         )
-        picture.save(os.path.expanduser(FLAGS.output))
+        visualize.save_png(picture, FLAGS.output)
         print(f"Wrote {FLAGS.output}")
 
     return cli.report_errors(draw)

@@ -8,6 +8,7 @@ alexnet-summary --lrn=caffe           # the variant Caffe's trained weights need
 from absl import app, flags
 
 import keras_alexnet
+from keras_alexnet import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("classes", 1000, "Number of classes of the classifier.", lower_bound=1)
@@ -22,7 +23,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
 
-    try:
+    def build_and_print():
         model = keras_alexnet.AlexNet(
             include_top=FLAGS.include_top,
             pooling=FLAGS.pooling,
@@ -31,10 +32,10 @@ def main(argv):
             lrn=FLAGS.lrn,
             lrn_alpha_convention=FLAGS.lrn_alpha_convention,
         )
-    except ValueError as error:
-        raise app.UsageError(str(error)) from None
-    model.summary(line_length=110)
-    print(f"Total parameters: {model.count_params():,}")
+        model.summary(line_length=110)
+        print(f"Total parameters: {model.count_params():,}")
+
+    return cli.report_errors(build_and_print)
 
 
 def run(argv: list[str] | None = None):
