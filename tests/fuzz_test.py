@@ -379,3 +379,84 @@ def test_weights_reader_accepts_or_refuses_with_value_error(tmp_path):
             AlexNet(include_top=False, input_shape=(67, 67, 3), weights=str(path))
         except ValueError as error:
             assert str(path) in str(error), (i, str(error)[:300])
+
+
+def _mutated_json(rng, good: dict):
+    """`good` with one seeded change: a field dropped, retyped or nested, or the whole
+    replaced by a scalar, a list, or deep nesting."""
+    kind = int(rng.integers(0, 5))
+    values = [None, "x", [], {}, 7, -1, 1e308, float("nan"), True, [[1]], {"a": {"b": 1}}]
+    text = json.loads(json.dumps(good))
+    if kind == 0 and text:
+        text.pop(list(text)[int(rng.integers(0, len(text)))])
+    elif kind == 1 and text:
+        text[list(text)[int(rng.integers(0, len(text)))]] = values[int(rng.integers(0, 11))]
+    elif kind == 2:
+        return values[int(rng.integers(0, 11))]
+    elif kind == 3:
+        depth = int(rng.integers(1, 3000))
+        return json.loads("[" * depth + "]" * depth) if depth < 900 else "[" * depth
+    return text
+
+
+def test_rest_answers_are_accepted_or_refused_with_value_error():
+    """Every shape a REST answer may take: top pairs of text and finite scores, or one
+    ValueError naming the server."""
+    from keras_alexnet.serving import clients
+
+    good = {"predictions": [{"labels": ["a", "b"], "scores": [0.75, 0.25]}]}
+    rng = np.random.default_rng(SEED)
+    accepted = 0
+    for i in range(400):
+        answer = _mutated_json(rng, good)
+        if i % 4 == 3:  # a mutation inside the prediction
+            inner = _mutated_json(rng, good["predictions"][0])
+            answer = {"predictions": [inner]}
+        body = answer if isinstance(answer, str) else json.dumps(answer)
+        try:
+            reply = clients.untrusted.parse_json(body, "the answer")
+            pairs = clients._top_of_reply(reply, "127.0.0.1:1")
+            accepted += 1
+            assert all(isinstance(label, str) and np.isfinite(score) for label, score in pairs)
+        except ValueError as error:  # (UntrustedInput is one)
+            assert "answer" in str(error) or "127.0.0.1:1" in str(error), (i, str(error))
+    assert 0 < accepted < 400
+
+
+def test_cache_records_are_accepted_or_refused_with_one_error(tmp_path, monkeypatch):
+    """Every shape a cache record may take: the entry loads, or WeightsUnavailable names
+    the record (never a TypeError, KeyError or RecursionError)."""
+    import hashlib
+
+    from keras_alexnet.weights import cache
+    from keras_alexnet.weights.imagenet_release import IMAGENET_WEIGHTS
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    os.makedirs(cache.models_dir())
+    converted = os.path.join(cache.models_dir(), IMAGENET_WEIGHTS.cache_file)
+    with open(converted, "wb") as file:
+        file.write(b"weights")
+    source = IMAGENET_WEIGHTS.sources[0]
+    good = {
+        "format": cache.CACHE_FORMAT,
+        "file": IMAGENET_WEIGHTS.cache_file,
+        "bytes": 7,
+        "sha256": hashlib.sha256(b"weights").hexdigest(),
+        "made_from": {
+            "filename": source.filename,
+            "algorithm": source.algorithm,
+            "digest": source.digest,
+        },
+    }
+    rng = np.random.default_rng(SEED)
+    loaded = 0
+    for i in range(300):
+        record = good if i == 0 else _mutated_json(rng, good)
+        with open(cache.record_path(), "w") as file:
+            file.write(record if isinstance(record, str) else json.dumps(record))
+        try:
+            cache.imagenet_weights_file(lambda: None, progress=False)
+            loaded += 1
+        except cache.WeightsUnavailable as error:
+            assert cache.record_path() in str(error), (i, str(error))
+    assert 0 < loaded < 300

@@ -21,7 +21,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_alexnet import imagenet
+from keras_alexnet import imagenet, untrusted
 from keras_alexnet.files import PathError, atomic_save
 
 
@@ -69,11 +69,9 @@ def load_stats(path: str | os.PathLike) -> ColorStats:
             "pipe). Give the JSON file `alexnet-compute-stats --output=...` wrote."
         )
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read(MAX_STATS_BYTES + 1)
-        if len(text) > MAX_STATS_BYTES:
-            raise ValueError(f"it is longer than {MAX_STATS_BYTES:,} characters")
-        data = json.loads(text)
+        if not os.path.lexists(path):
+            raise FileNotFoundError(path)
+        data = untrusted.read_json(path, MAX_STATS_BYTES, "The statistics file")
         stats = ColorStats(
             mean_rgb=tuple(float(v) for v in data["mean_rgb"]),
             eigenvalues=tuple(float(v) for v in data["eigenvalues"]),
