@@ -110,3 +110,23 @@ def test_atomic_save_never_writes_through_a_planted_temporary_name(tmp_path):
         os.symlink(victim, tmp_path / pid_name)
     files.atomic_save(lambda t: open(t, "w").write("new"), str(tmp_path / "out.json"))
     assert victim.read_text() == "untouched" and (tmp_path / "out.json").read_text() == "new"
+
+
+def test_hdf5s_words_for_a_full_disk_are_disk_full(tmp_path, monkeypatch):
+    """h5py reports a full disk as "Can't synchronously write data" with no errno (seen
+    converting the ImageNet weights into a full KERAS_HOME): one DiskFull line, not that."""
+    import collections
+    import shutil
+
+    def fails(temporary):
+        open(temporary, "wb").close()
+        raise OSError("Unable to synchronously write data (file write failed: ...)")
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 << 30, 10 << 30, 1 << 20))
+    with pytest.raises(files.DiskFull, match="The disk filled up while writing"):
+        files.atomic_save(fails, str(tmp_path / "w.weights.h5"))
+    monkeypatch.undo()
+    with pytest.raises(OSError, match="synchronously write"):  # free space: another failure
+        files.atomic_save(fails, str(tmp_path / "w.weights.h5"))
+    assert os.listdir(tmp_path) == []
