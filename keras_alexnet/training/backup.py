@@ -8,8 +8,8 @@ the history, and what a resumed run needs besides the weights (dropout seeds, th
 counters, the running metrics of an interrupted epoch). Here:
 
 - the resume contract: the `REQUIRED_SETTINGS` a resumed run must share with the run it
-  resumes, the `ADJUSTABLE_SETTINGS` it may change (announced), `backup_settings` (a run's
-  values of both) and `check_resume`;
+  resumes, the `ADJUSTABLE_SETTINGS` it may change (announced; a run's values of both are
+  `directory.backup_settings`), `starting_point` and `check_resume`;
 - `read_state` and `write_state`: `state.json` read back safely, and written atomically;
 - every state a run makes: `first_state` (what it starts from), `saved_state` (at each save),
   `exported_state` (after the export);
@@ -23,13 +23,9 @@ import dataclasses
 import hashlib
 import json
 import os
-from typing import TYPE_CHECKING
 
 from keras_alexnet import untrusted
 from keras_alexnet.files import PathError, atomic_save
-
-if TYPE_CHECKING:
-    from keras_alexnet.training.setup import TrainingSetup
 
 BACKUP_DIR = "backup"
 STATE_FILE = "state.json"
@@ -157,7 +153,7 @@ def next_action(state: BackupState | None, epochs: int) -> Action:
 
 def first_state(resumed: BackupState | None, settings: dict, adjustable: dict) -> BackupState:
     """The state a run starts from: the backup it resumes, or an empty one, with this run's
-    settings (`backup_settings`; `check_resume` has compared them)."""
+    settings (`directory.backup_settings`; `check_resume` has compared them)."""
     start = resumed or BackupState(0, 0, "", settings)
     return dataclasses.replace(start, settings=settings, adjustable=adjustable)
 
@@ -243,7 +239,8 @@ def read_state(backup_dir: str) -> BackupState | None:
         "give another --model_dir."
     )
     try:
-        state = BackupState.from_json(untrusted.read_json(path, MAX_STATE_BYTES, "The state"))
+        record = untrusted.parse_json(untrusted.read_bytes(path, MAX_STATE_BYTES, "it"), "it")
+        state = BackupState.from_json(record)
         _check_state_values(state)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise PathError(
@@ -330,35 +327,3 @@ def same_start(saved, now) -> bool:
 def _shown(value) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def backup_settings(setup: TrainingSetup) -> tuple[dict, dict]:
-    """What a resumed run must share with the run it resumes, and what it may change
-    (`REQUIRED_SETTINGS`, `ADJUSTABLE_SETTINGS`), as the backup holds them. The precision is
-    the policy chosen for this machine, not the `auto` asked for."""
-    config, source = setup.config, setup.source
-    settings = {
-        "dataset": source.name,
-        "classes": source.num_classes,
-        "class_names": list(source.class_names),
-        "stats": dataclasses.asdict(setup.stats),
-        "init": config.network_init,
-        "batch_size": config.batch_size,
-        "steps_per_epoch": setup.steps,
-        "seed": config.seed,
-        "dropout_rate": config.dropout_rate,
-        "optimizer": config.optimizer,
-        "lr_schedule": config.lr_schedule,
-        "momentum": config.momentum,
-        "adam_beta_2": config.adam_beta_2,
-        "gradient_centralization": config.gradient_centralization,
-        "weight_decay": config.weight_decay,
-        "weights": starting_point(config.weights),
-        "train_from": config.train_from,
-        "lrn": config.network_lrn,
-    }
-    adjustable = {
-        key: setup.precision.policy if key == "precision" else getattr(config, key)
-        for key in ADJUSTABLE_SETTINGS
-    }
-    return json.loads(json.dumps(settings)), json.loads(json.dumps(adjustable))

@@ -115,7 +115,7 @@ def _read_holder(fd) -> str:
 class Workspace:
     """Where this process of the run writes (`write_dir`: the run directory, or a worker's
     scratch directory), the run's backup directory, the backup it resumes (`resumed`, None
-    for a new run), and the settings this run keeps in its backup (`backup.backup_settings`)."""
+    for a new run), and the settings this run keeps in its backup (`backup_settings`)."""
 
     chief: bool
     write_dir: str
@@ -141,7 +141,7 @@ def prepare(setup: TrainingSetup) -> Iterator[Workspace]:
     from keras_alexnet import data  # deferred, heavy: TensorFlow's tf.data side
 
     config = setup.config
-    settings, adjustable = backup.backup_settings(setup)
+    settings, adjustable = backup_settings(setup)
     backup_dir = os.path.join(config.model_dir, backup.BACKUP_DIR)
     if setup.chief:
         check_writable(config.model_dir)
@@ -169,3 +169,35 @@ def prepare(setup: TrainingSetup) -> Iterator[Workspace]:
             lock.release()
         if not setup.chief:
             shutil.rmtree(write_dir, ignore_errors=True)
+
+
+def backup_settings(setup: TrainingSetup) -> tuple[dict, dict]:
+    """What a resumed run must share with the run it resumes, and what it may change
+    (`backup.REQUIRED_SETTINGS`, `backup.ADJUSTABLE_SETTINGS`), as the backup holds them.
+    The precision is the policy chosen for this machine, not the `auto` asked for."""
+    config, source = setup.config, setup.source
+    settings = {
+        "dataset": source.name,
+        "classes": source.num_classes,
+        "class_names": list(source.class_names),
+        "stats": dataclasses.asdict(setup.stats),
+        "init": config.network_init,
+        "batch_size": config.batch_size,
+        "steps_per_epoch": setup.steps,
+        "seed": config.seed,
+        "dropout_rate": config.dropout_rate,
+        "optimizer": config.optimizer,
+        "lr_schedule": config.lr_schedule,
+        "momentum": config.momentum,
+        "adam_beta_2": config.adam_beta_2,
+        "gradient_centralization": config.gradient_centralization,
+        "weight_decay": config.weight_decay,
+        "weights": backup.starting_point(config.weights),
+        "train_from": config.train_from,
+        "lrn": config.network_lrn,
+    }
+    adjustable = {
+        key: setup.precision.policy if key == "precision" else getattr(config, key)
+        for key in backup.ADJUSTABLE_SETTINGS
+    }
+    return json.loads(json.dumps(settings)), json.loads(json.dumps(adjustable))
