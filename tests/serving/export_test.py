@@ -451,3 +451,11 @@ def test_a_request_decodes_one_image_at_a_time_whatever_the_threads(exported):
     assert result.returncode == 0, result.stderr[-2000:]
     grown_mb = int(result.stdout.split()[-1])
     assert grown_mb < 400, f"the request grew the peak by {grown_mb} MB"
+
+
+def test_an_export_dir_that_is_a_dangling_link_is_one_line(tmp_path):
+    """It was "[Errno 17] File exists"."""
+    os.symlink(tmp_path / "nowhere", tmp_path / "export")
+    with pytest.raises(files.PathError, match=r"is a symbolic link to nothing"):
+        export_saved_model(AlexNet(classes=3, init="he"), str(tmp_path / "export"), CLASS_NAMES)
+    assert not (tmp_path / "nowhere").exists()
