@@ -58,9 +58,6 @@ class Deadline:
     def progress(self) -> None:
         self._last, self._stall_told = time.monotonic(), False
 
-    def remaining(self) -> float:
-        return max(0.0, self._end - time.monotonic())
-
     def _watch(self) -> None:
         while not self._done.wait(min(1.0, self.seconds)):
             now = time.monotonic()
