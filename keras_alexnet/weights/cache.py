@@ -308,8 +308,7 @@ def _check_source(path: str, source: WeightsSource) -> None:
         )
 
 
-# A record is a few hundred bytes; the converted weights at most what the release's network
-# holds in float32, in any version of the cache format.
+# A record is a few hundred bytes. (The converted file is bounded by the size its record gives.)
 _MAX_RECORD_BYTES = 1 << 16
 
 
