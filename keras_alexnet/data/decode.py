@@ -273,12 +273,11 @@ def declared_size_of_file(path: str) -> tuple[int, int]:
             f.seek(int.from_bytes(segment[2:4], "big") - 2, 1)
 
 
-def is_short_jpeg(path: str, size: int, pixels: int) -> bool:
-    """Whether the file is a JPEG too short for the pixels it declares (see
-    MAX_JPEG_PIXELS_PER_BYTE), as `check_encoded` finds in the graph."""
-    with open(path, "rb") as file:
-        jpeg = file.read(3) == JPEG_START
-    return jpeg and pixels > size * MAX_JPEG_PIXELS_PER_BYTE
+def is_short_jpeg(head: bytes, size: int, pixels: int) -> bool:
+    """Whether a file of `size` bytes starting with `head` is a JPEG too short for the
+    `pixels` it declares (see MAX_JPEG_PIXELS_PER_BYTE), as `check_encoded` finds in the
+    graph."""
+    return head.startswith(JPEG_START) and pixels > size * MAX_JPEG_PIXELS_PER_BYTE
 
 
 def read_image_file(path: str) -> bytes:

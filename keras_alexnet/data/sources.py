@@ -273,7 +273,8 @@ def _file_problem(path: str, max_pixels: int) -> str | None:
             return "it is not a regular file (a device, a pipe, or a link to one)"
         if status.st_size == 0:  # (also every file of /proc, which may block when read)
             return "not a complete JPEG or PNG image (it is empty)"
-        if not decode.looks_complete(*_read_ends(path)):
+        head, tail = _read_ends(path)
+        if not decode.looks_complete(head, tail):
             return "not a complete JPEG or PNG image"
         width, height = decode.declared_size_of_file(path)
     except OSError as error:
@@ -282,7 +283,7 @@ def _file_problem(path: str, max_pixels: int) -> str | None:
         return f"its image header does not parse ({error})"
     if width * height > max_pixels:
         return f"it declares {width}x{height} pixels, more than the limit of {max_pixels}"
-    if decode.is_short_jpeg(path, status.st_size, width * height):
+    if decode.is_short_jpeg(head, status.st_size, width * height):
         return f"it declares {width}x{height} pixels in only {status.st_size:,} bytes (truncated)"
     return None
 

@@ -101,7 +101,7 @@ def _declaring(encoded: bytes, height: int, width: int) -> bytes:
     return encoded[:at] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + encoded[at + 4 :]
 
 
-def test_a_jpeg_too_short_for_the_pixels_it_declares_is_refused(tmp_path):
+def test_a_jpeg_too_short_for_the_pixels_it_declares_is_refused():
     """An 8x8 JPEG whose header declares 5657x7000 (39.6 megapixels, within the pixel limit):
     TensorFlow would decode it, the missing data grey. Refused from its header, in the graph
     and in a folder scan; solid colour at a size near the bound still passes."""
@@ -116,6 +116,4 @@ def test_a_jpeg_too_short_for_the_pixels_it_declares_is_refused(tmp_path):
     flat = encode(np.full((2000, 3000, 3), 90, np.uint8), "JPEG", quality=10)
     assert 3000 * 2000 / len(flat) < decode.MAX_JPEG_PIXELS_PER_BYTE  # the bound's slack
     assert decode.decode_image(tf.constant(flat)).shape == (2000, 3000, 3)
-    path = tmp_path / "short.jpg"
-    path.write_bytes(truncated)
-    assert decode.is_short_jpeg(str(path), len(truncated), 5657 * 7000)
+    assert decode.is_short_jpeg(truncated[:16], len(truncated), 5657 * 7000)
