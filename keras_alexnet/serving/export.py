@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import importlib.util
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -79,6 +79,7 @@ def export_saved_model(
     max_pixels: int = decode.DEFAULT_MAX_PIXELS,
     card: dict | None = None,
     also: Sequence[str] = (),
+    check: Callable[[str], None] | None = None,
 ) -> str:
     """Exports `model` for TF Serving into `<export_dir>/<version>/` and returns that path.
 
@@ -96,10 +97,18 @@ def export_saved_model(
         also: formats of `portable_export` to write into the same version directory, beside
             the SavedModel: "onnx" (`model.onnx`), "litert" (`model.tflite`). TF Serving
             ignores them.
+        check: called with the written version's folder before it is renamed into place;
+            what it raises leaves no version (a JAX run checks its probabilities there).
 
     Example:
         export_saved_model(model, "saved_models/alexnet", source.class_names)
     """
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            "The SavedModel export runs on Keras' TensorFlow backend; KERAS_BACKEND is "
+            f"{keras.backend.backend()!r}. Run the export with KERAS_BACKEND=tensorflow (a model "
+            "saved as .keras on any backend exports there)."
+        )
     also = portable_export.check_exportable(model, also)
     trained_model.check_classifier(model, f"The model {model.name!r}")
     _check_export_dir(export_dir)
@@ -137,6 +146,8 @@ def export_saved_model(
         )
         for fmt in also:
             portable_export.export_portable(model, temporary, fmt, stats, class_names, card)
+        if check is not None:
+            check(temporary)
 
     def rename(temporary: str, path: str) -> str:
         return _rename_into_version(temporary, export_dir, version, chosen)

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from keras_alexnet import data
 from keras_alexnet.training.config import SettingsError
-from keras_alexnet.training.setup import TrainingSetup
+from keras_alexnet.training.setup import TrainingSetup, on_jax
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -63,14 +63,20 @@ def epoch_batches(
 
 
 class TrainingInputs:
-    """The run's training and validation datasets, distributed over its strategy."""
+    """The run's training and validation datasets, distributed over its strategy.
+
+    Validation batches are full batches where a partial one cannot run: several workers must
+    run the same step count, and JAX splits a batch over its devices in equal parts only.
+    """
 
     def __init__(self, setup: TrainingSetup):
         self.config, self.source, self.stats = setup.config, setup.source, setup.stats
         self.steps, self.distribution = setup.steps, setup.distribution
-        self.replicas = setup.distribution.num_replicas_in_sync
         self.workers = setup.workers
         self.multi_worker = setup.multi_worker
+        self.full_batches = setup.multi_worker or (
+            on_jax() and setup.distribution.num_replicas_in_sync > 1
+        )
         self.validation_steps = self._validation_steps()
 
     def _validation_steps(self) -> int:
@@ -83,7 +89,7 @@ class TrainingInputs:
                 "dataset with a validation split, or more images per class to an image folder "
                 "(it holds some out for validation)."
             )
-        if workers > 1:
+        if self.full_batches:
             # Every worker must run the same number of steps: full batches of its shard only.
             steps = (num_validation // workers) // (batch_size // workers)
         else:
@@ -102,7 +108,8 @@ class TrainingInputs:
 
         def dataset_fn(context):
             per_replica = context.get_per_replica_batch_size(config.batch_size)
-            per_pipeline = self.replicas // context.num_input_pipelines  # replicas it feeds
+            # (The replicas it feeds; on JAX one, a process's batch, split by Keras.)
+            per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
             shards = dict(
                 num_shards=context.num_input_pipelines, shard_index=context.input_pipeline_id
             )
@@ -126,13 +133,13 @@ class TrainingInputs:
         """Keras keeps one validation iterator for the whole fit: each epoch takes exactly
         one pass of `validation_steps` global batches from a repeated dataset."""
         batch_size = self.config.batch_size
-        if not self.multi_worker:  # global batches, which the strategy splits over replicas
+        if not self.full_batches:  # global batches, which the strategy splits over replicas
             # A pass is exactly `validation_steps` batches (the last one partial).
             return data.eval_dataset(self.source, batch_size, self.stats).repeat()
 
         def dataset_fn(context):
             per_replica = context.get_per_replica_batch_size(batch_size)
-            per_pipeline = self.replicas // context.num_input_pipelines
+            per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
             ds = data.eval_dataset(
                 self.source,
                 per_replica,

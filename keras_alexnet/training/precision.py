@@ -8,6 +8,7 @@ next, never from a timing:
 | GPUs, all with tensor cores (compute capability 7.0 or newer) | `mixed_float16` |
 | a CPU with bfloat16 in hardware (AMX-BF16 or AVX512_BF16 in its flags) | `mixed_bfloat16` |
 | anywhere else (AVX2-only CPUs, older GPUs, CPUs whose flags cannot be read) | `float32` |
+| any CPU, on the JAX backend (XLA's CPU compiler gains nothing from bfloat16) | `float32` |
 
 A timing probe would be noisy on shared machines (the 2-core VMs measured here run the same
 step at two or three speeds) and could flip a run's precision between resumes; the CPU flags
@@ -58,6 +59,7 @@ def choose_precision(
     cpu: machine.CpuInfo | None = None,
     gpu_capabilities: Sequence[tuple[int, int]] | None = None,
     measure_slowdown: Callable[[], float] | None = None,
+    backend: str = "tensorflow",
 ) -> PrecisionChoice:
     """The precision policy for training on `devices`.
 
@@ -71,6 +73,7 @@ def choose_precision(
         gpu_capabilities: the GPUs' compute capabilities (default: read from TensorFlow).
         measure_slowdown: returns how many times slower bfloat16 runs than float32 here
             (default: `bfloat16_slowdown`); called only for the emulation warning.
+        backend: the Keras backend that computes: "tensorflow" or "jax".
 
     Returns:
         A `PrecisionChoice`; `policy` is what `keras.mixed_precision.set_global_policy` takes.
@@ -92,6 +95,8 @@ def choose_precision(
         on_gpu = any("GPU" in name.upper() for name in devices)
     if on_gpu:
         return _gpu_choice(requested, gpu_capabilities)
+    if backend == "jax" and requested in ("auto", "mixed_bfloat16"):
+        return _xla_cpu_choice(requested, cpu or machine.cpu_info())
     return _cpu_choice(requested, cpu or machine.cpu_info(), measure_slowdown or bfloat16_slowdown)
 
 
@@ -146,6 +151,22 @@ def _cpu_choice(
     warning = (
         f"{requested} on a CPU that {emulated}: {dtype} is emulated here, {slowdown}. "
         "Use --mixed_precision=auto (float32 on this CPU) unless you are testing the policy."
+    )
+    return PrecisionChoice(requested, requested, f"as asked, on {hardware}", warning)
+
+
+def _xla_cpu_choice(requested: str, cpu: machine.CpuInfo) -> PrecisionChoice:
+    """On JAX's CPU backend bfloat16 is no faster whatever the CPU: XLA's CPU compiler does
+    not use the bfloat16 instructions for convolutions (on Zen 4, with AVX512_BF16, a
+    training step ran at 0.8x float32's speed: docs/results.md)."""
+    hardware = f"{cpu.model}: {cpu.isa_summary()}"
+    why = "XLA's CPU compiler (JAX) computes bfloat16 no faster than float32"
+    if requested == "auto":
+        return PrecisionChoice(requested, "float32", f"{why}, on any CPU ({hardware})")
+    warning = (
+        f"mixed_bfloat16 on JAX's CPU backend: {why} (0.8x of float32's speed measured on a "
+        "CPU with AVX512_BF16). Use --mixed_precision=auto (float32) unless you are testing "
+        "the policy."
     )
     return PrecisionChoice(requested, requested, f"as asked, on {hardware}", warning)
 

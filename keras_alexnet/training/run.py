@@ -3,7 +3,8 @@
     config -> what the run works with (`setup.set_up`: strategy, precision, data, steps)
     -> run directory, checked and locked (`directory.prepare`) -> what to do
     (`backup.next_action`) -> model in the strategy's scope (`recipe.compiled_model`)
-    -> callbacks and resume (`callbacks`) -> fit -> export (`serving.export`)
+    -> callbacks and resume (`callbacks`) -> fit -> export (`serving.export`; from a JAX
+    run, in a TensorFlow process: `jax_export`)
 
 Each step is a function in the module named beside it; what is left here is the order, the
 fit and the export of the best model.
@@ -19,13 +20,13 @@ import time
 from collections.abc import Callable
 
 import keras
-import tensorflow as tf
+import numpy as np
 from absl import logging
 
 from keras_alexnet import compat
 from keras_alexnet.serving import export
 from keras_alexnet.serving.trained_model import BEST_MODEL_FILE
-from keras_alexnet.training import backup
+from keras_alexnet.training import backup, jax_export
 from keras_alexnet.training.backup import DONE, EXPORT, TRAIN, Action, BackupState, next_action
 from keras_alexnet.training.callbacks import (
     TrainingCallbacks,
@@ -38,7 +39,7 @@ from keras_alexnet.training.config import TrainConfig
 from keras_alexnet.training.directory import HISTORY_FILE, Workspace, prepare
 from keras_alexnet.training.inputs import TrainingInputs
 from keras_alexnet.training.recipe import compiled_model
-from keras_alexnet.training.setup import TrainingSetup, set_up
+from keras_alexnet.training.setup import TrainingSetup, on_jax, set_up
 
 
 @dataclasses.dataclass
@@ -86,14 +87,15 @@ def train(
         final = workspace.resumed
         if action.kind != DONE:
             with _dtype_policy(setup.precision.policy):
-                model = compiled_model(
-                    setup, build_model, start_from_weights=workspace.resumed is None
-                )
-                callbacks = make_callbacks(config, model, workspace, setup.steps, action.step)
-                inputs = TrainingInputs(setup)
-                ended = action.ended
-                if action.kind == TRAIN:
-                    ended = _fit(config, model, callbacks, inputs, workspace, action)
+                with _jax_scope(setup):
+                    model = compiled_model(
+                        setup, build_model, start_from_weights=workspace.resumed is None
+                    )
+                    callbacks = make_callbacks(config, model, workspace, setup.steps, action.step)
+                    inputs = TrainingInputs(setup)
+                    ended = action.ended
+                    if action.kind == TRAIN:
+                        ended = _fit(config, model, callbacks, inputs, workspace, action)
                 final = _export_best(model, callbacks, workspace, setup, ended)
     result = TrainResult(
         final.history,
@@ -117,6 +119,12 @@ def _announce(config: TrainConfig, action: Action, steps: int) -> None:
     elif action.epoch or action.step:
         logging.info("Resuming %s at epoch %d, step %d.", where, action.epoch + 1, action.step)
         print(f"Resuming {where} at epoch {action.epoch + 1}, step {action.step} of {steps}.")
+
+
+def _jax_scope(setup: TrainingSetup):
+    """On JAX, the run's keras.distribution for the model and its fit (not the export,
+    which process 0 computes alone); TensorFlow's strategy is entered where it is needed."""
+    return setup.distribution.scope() if on_jax() else contextlib.nullcontext()
 
 
 @contextlib.contextmanager
@@ -183,10 +191,10 @@ def _build_metrics_before_fit(model: keras.Model, inputs: TrainingInputs) -> Non
     logs averaged over the workers.
     """
     size = model.input_shape[1]
-    example = (tf.zeros((1, size, size, 3)), tf.zeros((1,), tf.int32))
+    example = (np.zeros((1, size, size, 3), np.float32), np.zeros((1,), np.int32))
     with inputs.distribution.scope():
         compat.build_metrics_from_shapes(model, example)
-    if inputs.multi_worker:
+    if inputs.multi_worker and not on_jax():
         compat.average_scalar_logs_over_workers()
 
 
@@ -198,25 +206,54 @@ def _export_best(
     ended: str,
 ) -> BackupState:
     """Exports the best model and records the export in the backup (the chief's run
-    directory; other workers export into their scratch directory). Returns that state."""
-    with setup.distribution.scope():
-        if not model.optimizer.built:  # (not restored: a run that only exports)
-            model.optimizer.build(model.trainable_variables)
-        model.load_weights(callbacks.best.path)
-    export_dir = setup.config.export_dir if workspace.chief else workspace.path("export")
-    export_path = export.export_saved_model(
-        model,
-        export_dir,
-        class_names=setup.source.class_names,
-        stats=setup.stats,
-        card=callbacks.best.card,
-    )
+    directory). Returns that state."""
+    if on_jax():
+        export_path = _export_from_jax(workspace, setup)
+    else:
+        export_path = _export_on_tensorflow(model, callbacks, workspace, setup)
     final = backup.exported_state(callbacks.backup.last or workspace.resumed, ended, export_path)
     if workspace.chief:
         backup.write_state(workspace.backup_dir, final)
         # (Complete also when the last epoch's CSV row was not written: SIGTERM after it.)
         write_csv(final.history, workspace.path(HISTORY_FILE))
     return final
+
+
+def _export_on_tensorflow(
+    model: keras.Model, callbacks: TrainingCallbacks, workspace: Workspace, setup: TrainingSetup
+) -> str:
+    """The best model's export; other workers export into their scratch directory
+    (MultiWorkerMirroredStrategy's collectives need every worker in the save)."""
+    with setup.distribution.scope():
+        if not model.optimizer.built:  # (not restored: a run that only exports)
+            model.optimizer.build(model.trainable_variables)
+        model.load_weights(callbacks.best.path)
+    export_dir = setup.config.export_dir if workspace.chief else workspace.path("export")
+    return export.export_saved_model(
+        model,
+        export_dir,
+        class_names=setup.source.class_names,
+        stats=setup.stats,
+        card=callbacks.best.card,
+    )
+
+
+def _export_from_jax(workspace: Workspace, setup: TrainingSetup) -> str | None:
+    """Process 0 exports the run's best.keras from a TensorFlow process (`jax_export`); the
+    other processes wait for it, so that none leaves the run before the export is done."""
+    config = setup.config
+    try:
+        if not workspace.chief:
+            return None
+        return jax_export.export_run(
+            config.model_dir,
+            config.export_dir,
+            setup.stats.mean_rgb,
+            setup.precision.policy,
+            config.verbose,
+        )
+    finally:
+        setup.distribution.wait_for_all("export")
 
 
 def _print_summary(config: TrainConfig, result: TrainResult, seconds: float) -> None:

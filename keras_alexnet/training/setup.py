@@ -1,7 +1,8 @@
 """What a training run works with, settled once before anything is written: `set_up(config)`
-checks the config, makes the strategy (`strategies`), chooses the precision (`precision`,
-printed), opens the dataset and its pixel statistics, and counts an epoch's steps. The
-result, a `TrainingSetup`, is what every later step of the run takes.
+checks the config, makes the strategy (`strategies` on TensorFlow, `jax_distribution` on
+JAX), chooses the precision (`precision`, printed), opens the dataset and its pixel
+statistics, and counts an epoch's steps. The result, a `TrainingSetup`, is what every later
+step of the run takes.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 
+import keras
 import tensorflow as tf
 from absl import logging
 
@@ -31,7 +33,7 @@ class TrainingSetup:
     steps an epoch has, whether this process is the chief, and how many workers there are."""
 
     config: TrainConfig
-    distribution: tf.distribute.Strategy
+    distribution: tf.distribute.Strategy  # or, on JAX, a `jax_distribution.JaxDistribution`
     towers: Sequence[str] | None
     precision: precision.PrecisionChoice
     source: data.Source
@@ -52,10 +54,15 @@ def set_up(config: TrainConfig) -> TrainingSetup:
         SettingsError: a setting, or the data it names, cannot be used.
     """
     config.validate()
-    distribution, towers = make_strategy(config.strategy, config.devices, config.tower_devices)
+    distribution, towers = _make_distribution(config)
     choice = _choose_precision(config.mixed_precision, distribution, towers, config.verbose)
     check_batch_divides(config.batch_size, distribution.num_replicas_in_sync)
     source, stats = open_data(config)
+    if on_jax():
+        chief, workers = distribution.chief, distribution.process_count
+    else:
+        chief = is_chief(distribution)
+        workers = cluster_size() if config.strategy == "multi_worker" else 1
     return TrainingSetup(
         config=config,
         distribution=distribution,
@@ -64,17 +71,46 @@ def set_up(config: TrainConfig) -> TrainingSetup:
         source=source,
         stats=stats,
         steps=steps_per_epoch(config, source),
-        chief=is_chief(distribution),
-        workers=cluster_size() if config.strategy == "multi_worker" else 1,
+        chief=chief,
+        workers=workers,
     )
 
 
+def on_jax() -> bool:
+    """Whether Keras runs on JAX (else TensorFlow: `_make_distribution` refuses the rest)."""
+    return keras.backend.backend() == "jax"
+
+
+def _make_distribution(config: TrainConfig):
+    """The strategy of `--strategy` for the backend Keras runs on, and the tower devices."""
+    if on_jax():
+        from keras_alexnet.training import jax_distribution  # (jax: on its backend only)
+
+        return jax_distribution.make_distribution(
+            config.strategy, config.devices, config.tower_devices
+        ), None
+    if keras.backend.backend() != "tensorflow":
+        raise SettingsError(
+            f"training runs on Keras' TensorFlow and JAX backends; KERAS_BACKEND is "
+            f"{keras.backend.backend()!r}. Run with KERAS_BACKEND=jax or tensorflow."
+        )
+    return make_strategy(config.strategy, config.devices, config.tower_devices)
+
+
 def _choose_precision(
-    requested: str, distribution: tf.distribute.Strategy, towers, verbose: int
+    requested: str, distribution, towers, verbose: int
 ) -> precision.PrecisionChoice:
     """The run's precision for the devices its replicas (or towers) run on, printed."""
-    devices = list(towers or replica_devices(distribution))
-    choice = precision.choose_precision(requested, devices)
+    if on_jax():
+        choice = precision.choose_precision(
+            requested,
+            distribution.device_names(),
+            gpu_capabilities=distribution.gpu_capabilities(),
+            backend="jax",
+        )
+    else:
+        devices = list(towers or replica_devices(distribution))
+        choice = precision.choose_precision(requested, devices)
     if verbose:
         print(f"Training in {choice.describe()}.")
     if choice.warning:

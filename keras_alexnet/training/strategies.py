@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Sequence
 
+import keras
 import tensorflow as tf
 
 from keras_alexnet.training.config import STRATEGIES, SettingsError
@@ -19,7 +20,11 @@ from keras_alexnet.training.config import STRATEGIES, SettingsError
 def use_logical_cpus(count: int) -> None:
     """Splits the CPU into `count` logical devices, so that `mirrored` and `towers` can run on
     a machine without GPUs (for trying and testing them). Call it before TensorFlow touches a
-    device."""
+    device. On the JAX backend: JAX's CPU devices (`jax_distribution.use_logical_cpus`)."""
+    if keras.backend.backend() == "jax":
+        from keras_alexnet.training import jax_distribution  # (jax: on its backend only)
+
+        return jax_distribution.use_logical_cpus(count)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise SettingsError(f"logical_cpus must be a positive integer; received {count!r}.")
     cpu = tf.config.list_physical_devices("CPU")[0]
