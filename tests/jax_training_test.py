@@ -1,0 +1,238 @@
+"""Training on Keras' JAX backend (`training.jax_distribution`, `training.jax_export`), run for
+real in subprocesses: the train script with the quickstart recipe stopped and resumed, one run
+trained by two processes on 127.0.0.1 through `keras.distribution` (JAX's CPU collectives),
+killed and resumed, and data parallel over two logical CPUs in one process. Each run ends with
+the SavedModel a TensorFlow run writes, checked against the JAX model's probabilities.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO_ROOT, run_python
+from tests.train_script_test import (
+    QUIET,
+    _flags,
+    _free_port,
+    _history,
+    _interrupt_in_epoch_2,
+    _state,
+)
+
+JAX = {**QUIET, "KERAS_BACKEND": "jax"}
+EXPORT_CHECKED = "Exported from a TensorFlow process; its probabilities are within"
+
+
+def _interrupt_jax(args, sig):
+    previous = os.environ.get("KERAS_BACKEND")
+    os.environ["KERAS_BACKEND"] = "jax"  # (`_start` passes this test's environment on)
+    try:
+        return _interrupt_in_epoch_2(args, sig)
+    finally:
+        if previous is None:
+            del os.environ["KERAS_BACKEND"]
+        else:
+            os.environ["KERAS_BACKEND"] = previous
+
+
+def _checked_difference(output: str) -> float:
+    line = next(line for line in output.splitlines() if line.startswith(EXPORT_CHECKED))
+    return float(line[len(EXPORT_CHECKED) :].split()[0])
+
+
+@pytest.mark.slow
+def test_quickstart_on_jax_stopped_by_sigterm_resumes_and_exports(folder, tmp_path):
+    """`KERAS_BACKEND=jax scripts/train.py --flagfile=configs/quickstart.flags` (the full
+    AlexNet; the small image folder instead of the embedded set, to keep it short): SIGTERM
+    in epoch 2 saves the backup and exits 143; the same command resumes there and ends with
+    the export, whose probabilities are the JAX model's."""
+    args = [
+        "--flagfile=configs/quickstart.flags",
+        *_flags(folder, tmp_path, epochs=2, steps_per_epoch=3, verbose=2),
+    ]
+    code, output = _interrupt_jax(args, signal.SIGTERM)
+    assert code == 143, output[-3000:]
+    assert "Training in precision float32 (none: float32 as asked)" in output
+    state = _state(tmp_path / "run")
+    assert (state["epoch"], state["step"]) in ((1, 1), (1, 2), (2, 0)), output[-3000:]
+    assert not os.path.exists(tmp_path / "export")
+
+    resumed = run_python(["scripts/train.py", *args], env=JAX)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
+    if state["epoch"] == 1:
+        assert f"at epoch 2, step {state['step']} of 3." in resumed.stdout
+    assert 0 <= _checked_difference(resumed.stdout) <= 1e-5
+    assert f"Exported to {tmp_path / 'export' / '1'}" in resumed.stdout
+    assert [row["epoch"] for row in _history(tmp_path / "run")] == ["1", "2"]
+    final = _state(tmp_path / "run")
+    assert (final["epoch"], final["finished"]) == (2, "epochs")
+    assert final["export_path"] == str(tmp_path / "export" / "1")
+    version = tmp_path / "export" / "1"
+    assert (version / "saved_model.pb").exists()
+    card = json.loads((version / "assets.extra" / "model_card.json").read_text())
+    assert card["class_names"] == ["blue", "green", "red"]
+    assert (version / "assets.extra" / "tf_serving_warmup_requests").exists()
+    assert os.listdir(tmp_path / "run" / "logs")  # TensorBoard
+
+
+TWO_PROCESSES = """
+import sys
+from keras_alexnet.training import train
+from keras_alexnet.training.config import TrainConfig
+from tests.stand_in import small_alexnet
+folder, tmp = sys.argv[1:]
+result = train(
+    TrainConfig(dataset="image_folder", image_dir=folder, model_dir=tmp + "/run",
+                export_dir=tmp + "/export", epochs=2, steps_per_epoch=3, batch_size=2,
+                strategy="multi_worker", mixed_precision="none", init="he", verbose=2),
+    build_model=lambda **kw: small_alexnet(**kw),
+)
+print("exported", result.export_path)
+"""
+
+
+def _start_two(folder, tmp_path):
+    port = _free_port()
+    processes = []
+    for index in range(2):
+        scratch = tmp_path / f"tmp{index}"
+        scratch.mkdir(exist_ok=True)
+        env = dict(
+            os.environ,
+            **JAX,
+            TMPDIR=str(scratch),
+            KERAS_DISTRIBUTION_JOB_ADDRESSES=f"127.0.0.1:{port}",
+            KERAS_DISTRIBUTION_NUM_PROCESSES="2",
+            KERAS_DISTRIBUTION_PROCESS_ID=str(index),
+        )
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-c", TWO_PROCESSES, folder, str(tmp_path)],
+                cwd=REPO_ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+            )
+        )
+    return processes
+
+
+@pytest.mark.slow
+def test_two_processes_on_localhost_train_one_run_killed_and_resumed(folder, tmp_path):
+    """Two JAX processes (one CPU device each) train one run through keras.distribution:
+    both are killed once epoch 2 begins, both restarted resume from the one backup, and the
+    run ends with one best model and one export, written by process 0; both saw the same
+    (global) history."""
+    first = _start_two(folder, tmp_path)
+    for line in first[0].stdout:
+        if "Epoch 2/" in line:
+            break
+    for process in first:
+        process.kill()
+        process.communicate(timeout=60)
+    state = _state(tmp_path / "run")
+    assert (state["epoch"], state["step"]) in ((1, 0), (2, 0))
+    assert not os.path.exists(tmp_path / "export")
+
+    scratch_before = _worker_scratch(tmp_path / "tmp1")
+    second = _start_two(folder, tmp_path)
+    outputs = [process.communicate(timeout=600)[0] for process in second]
+    for process, output in zip(second, outputs, strict=True):
+        assert process.returncode == 0, output[-3000:]
+    if state["epoch"] == 1:
+        assert "Resuming" in outputs[0] and "Resuming" in outputs[1]
+    assert f"exported {tmp_path / 'export' / '1'}" in outputs[0]
+    assert "exported None" in outputs[1]
+    assert 0 <= _checked_difference(outputs[0]) <= 1e-5
+    assert os.listdir(tmp_path / "export") == ["1"]
+    assert sorted(name for name in os.listdir(tmp_path / "run") if name != ".lock") == [
+        "backup",
+        "best.keras",
+        "class_names.txt",
+        "logs",
+        "stats.json",
+        "training_log.csv",
+    ]
+    rows = _history(tmp_path / "run")
+    assert [row["epoch"] for row in rows] == ["1", "2"]
+    epoch_lines = [[line for line in o.splitlines() if "val_loss" in line] for o in outputs]
+    assert epoch_lines[0] == epoch_lines[1] and epoch_lines[0]  # the global metrics
+    # Process 1 removed the scratch directory it wrote in (the killed one's stays).
+    assert _worker_scratch(tmp_path / "tmp1") == scratch_before
+
+
+def _worker_scratch(folder):
+    return sorted(name for name in os.listdir(folder) if name.startswith("keras_alexnet_worker_"))
+
+
+ONE_PROCESS = """
+import os, sys
+from keras_alexnet.training import jax_export, train
+from keras_alexnet.training.config import SettingsError, TrainConfig
+from keras_alexnet.training.jax_distribution import make_distribution
+from keras_alexnet.training.strategies import use_logical_cpus
+from tests.stand_in import small_alexnet
+
+use_logical_cpus(2)
+folder, tmp = sys.argv[1:]
+refusals = [
+    dict(strategy="towers"),
+    dict(strategy="mirrored", tower_devices=("cpu:0", "cpu:1")),
+    dict(strategy="mirrored", devices=("gpu:3",)),
+    dict(strategy="multi_worker"),
+]
+for arguments in refusals:
+    try:
+        make_distribution(**arguments)
+        print("ACCEPTED", arguments)
+    except SettingsError as error:
+        print("REFUSED", error)
+os.environ["KERAS_DISTRIBUTION_NUM_PROCESSES"] = "2"
+try:
+    make_distribution("mirrored")
+except SettingsError as error:
+    print("REFUSED", error)
+del os.environ["KERAS_DISTRIBUTION_NUM_PROCESSES"]
+print("devices", make_distribution("mirrored").device_names())
+print("one device", make_distribution("one_device", devices=("cpu:1",)).device_names())
+
+config = TrainConfig(dataset="image_folder", image_dir=folder, model_dir=tmp + "/run",
+                     export_dir=tmp + "/export", epochs=1, steps_per_epoch=2, batch_size=2,
+                     mixed_precision="none", verbose=2)
+result = train(config, build_model=lambda **kw: small_alexnet(**kw))
+print("exported", result.export_path)
+jax_export.TOLERANCE["float32"] = -1.0  # no difference is that small: the check must refuse
+try:
+    jax_export.export_run(tmp + "/run", tmp + "/export", (0.0, 0.0, 0.0), "float32")
+    print("EXPORTED A MISMATCH")
+except ValueError as error:
+    print("REFUSED", error)
+print("versions", sorted(os.listdir(tmp + "/export")))
+"""
+
+
+def test_data_parallel_on_two_logical_cpus_and_what_jax_refuses(folder, tmp_path):
+    """One JAX process: what cannot carry over from TensorFlow is one line each; mirrored
+    over two logical CPUs (keras.distribution.DataParallel) trains and exports; an export
+    whose probabilities differ from the JAX model's beyond the tolerance leaves no version."""
+    result = run_python(["-c", ONE_PROCESS, folder, str(tmp_path)], env=JAX)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    refused = [line for line in result.stdout.splitlines() if line.startswith("REFUSED")]
+    assert "ACCEPTED" not in result.stdout
+    assert len(refused) == 6, result.stdout
+    assert "only the TensorFlow backend honours" in refused[0]
+    assert "only the TensorFlow backend honours" in refused[1]
+    assert "'gpu:3', a device JAX does not have here; it has ['cpu:0', 'cpu:1']" in refused[2]
+    assert "missing: KERAS_DISTRIBUTION_JOB_ADDRESSES" in refused[3]
+    assert "Use strategy=multi_worker" in refused[4]
+    assert "devices ['CPU:0', 'CPU:1']" in result.stdout
+    assert "one device ['CPU:1']" in result.stdout
+    assert f"exported {tmp_path / 'export' / '1'}" in result.stdout
+    assert "differ from the JAX model's by up to" in refused[5]
+    assert "no version was written" in refused[5]
+    assert "versions ['1']" in result.stdout
