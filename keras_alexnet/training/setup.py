@@ -84,7 +84,7 @@ def on_jax() -> bool:
 def _make_distribution(config: TrainConfig):
     """The strategy of `--strategy` for the backend Keras runs on, and the tower devices."""
     if on_jax():
-        from keras_alexnet.training import jax_distribution  # (jax: on its backend only)
+        from keras_alexnet.training import jax_distribution  # (jax: optional, on its backend only)
 
         return jax_distribution.make_distribution(
             config.strategy, config.devices, config.tower_devices

@@ -22,7 +22,7 @@ def use_logical_cpus(count: int) -> None:
     a machine without GPUs (for trying and testing them). Call it before TensorFlow touches a
     device. On the JAX backend: JAX's CPU devices (`jax_distribution.use_logical_cpus`)."""
     if keras.backend.backend() == "jax":
-        from keras_alexnet.training import jax_distribution  # (jax: on its backend only)
+        from keras_alexnet.training import jax_distribution  # (jax: optional, on its backend only)
 
         return jax_distribution.use_logical_cpus(count)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:

@@ -49,6 +49,21 @@ def test_policy_table(requested, devices, cpu, capabilities, policy):
     assert choice.policy in choice.describe() and choice.reason in choice.describe()
 
 
+@pytest.mark.parametrize("cpu", [AVX2, AVX512_BF16, AMX])
+def test_on_jax_a_cpu_trains_in_float32_and_an_explicit_bfloat16_warns(cpu):
+    auto = precision.choose_precision(
+        "auto", ["CPU:0"], cpu=cpu, gpu_capabilities=[], measure_slowdown=_never, backend="jax"
+    )
+    assert (auto.policy, auto.warning) == ("float32", None)
+    assert "XLA's CPU compiler (JAX)" in auto.reason and cpu.model in auto.reason
+    asked = precision.choose_precision(
+        "mixed_bfloat16", ["CPU:0"], cpu=cpu, gpu_capabilities=[], backend="jax"
+    )
+    assert asked.policy == "mixed_bfloat16" and "JAX's CPU backend" in asked.warning
+    gpu = precision.choose_precision("auto", ["GPU:0"], gpu_capabilities=[(9, 0)], backend="jax")
+    assert gpu.policy == "mixed_float16"  # GPUs: the same table on both backends
+
+
 def test_reasons_name_the_hardware():
     avx2 = precision.choose_precision("auto", CPU0, cpu=AVX2, gpu_capabilities=[])
     assert "AMD EPYC 7B13" in avx2.reason and "no native bfloat16" in avx2.reason
