@@ -213,6 +213,11 @@ try:
 except ValueError as error:
     print("REFUSED", error)
 print("versions", sorted(os.listdir(tmp + "/export")))
+from keras_alexnet.serving import export
+try:
+    export.export_saved_model(None, tmp + "/export", [])
+except ValueError as error:
+    print("REFUSED", error)
 """
 
 
@@ -224,7 +229,7 @@ def test_data_parallel_on_two_logical_cpus_and_what_jax_refuses(folder, tmp_path
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     refused = [line for line in result.stdout.splitlines() if line.startswith("REFUSED")]
     assert "ACCEPTED" not in result.stdout
-    assert len(refused) == 6, result.stdout
+    assert len(refused) == 7, result.stdout
     assert "only the TensorFlow backend honours" in refused[0]
     assert "only the TensorFlow backend honours" in refused[1]
     assert "'gpu:3', a device JAX does not have here; it has ['cpu:0', 'cpu:1']" in refused[2]
@@ -236,3 +241,16 @@ def test_data_parallel_on_two_logical_cpus_and_what_jax_refuses(folder, tmp_path
     assert "differ from the JAX model's by up to" in refused[5]
     assert "no version was written" in refused[5]
     assert "versions ['1']" in result.stdout
+    assert "The SavedModel export runs on Keras' TensorFlow backend" in refused[6]
+
+
+def test_training_on_torch_is_one_line(folder, tmp_path):
+    result = run_python(
+        ["scripts/train.py", *_flags(folder, tmp_path)], env={**QUIET, "KERAS_BACKEND": "torch"}
+    )
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "training runs on Keras' TensorFlow and JAX backends; KERAS_BACKEND is 'torch'" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    assert not os.path.exists(tmp_path / "run")

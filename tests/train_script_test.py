@@ -333,6 +333,7 @@ def test_multi_worker_on_localhost_only_the_chief_writes(folder, tmp_path):
         assert p.returncode == 0, output[-3000:]
     assert f"Exported to {tmp_path / 'export' / '1'}" in outputs[0]
     assert "Exported to" not in outputs[1]
+    assert "WARNING: strategy=multi_worker on TensorFlow is MultiWorkerMirrored" in outputs[1]
     assert os.listdir(tmp_path / "export") == ["1"]
     assert [row["epoch"] for row in _history(tmp_path / "run")] == ["1"]
     assert not os.listdir(scratch[1])  # the worker cleaned up its scratch directory

@@ -9,7 +9,9 @@ callbacks    NaN stop, plateaus or per-step rates, best model, history, the back
 inputs       each epoch's seeded stream, distributed over the strategy
 recipe       the paper's SGD (or Adam), the cosine schedule, weight decay; the compiled model
 fine_tuning  starting from trained weights, freezing the first blocks
-strategies   tf.distribute strategies and devices
+strategies   tf.distribute strategies and devices (TensorFlow)
+jax_distribution  keras.distribution on JAX: DataParallel over devices and processes
+jax_export   a JAX run's export, written by a TensorFlow process and checked against JAX
 precision    float32 or mixed precision, chosen for the machine
 """
 

@@ -26,6 +26,15 @@ from keras_alexnet.training.strategies import (
 )
 
 
+# Kept, behind this warning (docs/design.md, "Several machines").
+MULTI_WORKER_WARNING = (
+    "strategy=multi_worker on TensorFlow is MultiWorkerMirroredStrategy, which Keras 3 does not "
+    "support: it works here through two patches of private Keras APIs (compat.py), checked "
+    "with the Keras versions setup.py allows. For several machines prefer KERAS_BACKEND=jax "
+    "(keras.distribution; docs/training.md)."
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingSetup:
     """A run's config and what it settled: where it computes (`distribution`, and `towers`
@@ -94,6 +103,9 @@ def _make_distribution(config: TrainConfig):
             f"training runs on Keras' TensorFlow and JAX backends; KERAS_BACKEND is "
             f"{keras.backend.backend()!r}. Run with KERAS_BACKEND=jax or tensorflow."
         )
+    if config.strategy == "multi_worker":
+        logging.warning(MULTI_WORKER_WARNING)
+        print(f"WARNING: {MULTI_WORKER_WARNING}", file=sys.stderr)
     return make_strategy(config.strategy, config.devices, config.tower_devices)
 
 
