@@ -18,12 +18,18 @@ rounds of:
 4. with `--torch_reference` and PyTorch installed: the same training step of a plain
    PyTorch AlexNet written for this benchmark (two towers as `groups=2` convolutions,
    `nn.LocalResponseNorm`, the same layer sizes), on the same device, in float32 or under
-   `torch.autocast` with the policy's dtype.
+   `torch.autocast` with the policy's dtype; with `--torch_compile`, its training step
+   compiled by `torch.compile` (PyTorch at its best; the compilation is in the warm-up step).
+
+The Keras model is compiled as a training run compiles it (`training.recipe`): XLA on JAX,
+TensorFlow's graph without XLA (`--jit_compile`'s default). `benchmarks/backends_compared.py`
+runs this script under each backend and policy, round after round, and compares them.
 
 Each ratio is taken within a round (both sides saw the machine in the same state); the median
 over rounds is printed. Names the device first.
 """
 
+import json
 import os
 import platform
 import statistics
@@ -46,6 +52,8 @@ flags.DEFINE_enum(
     "policy", "float32", ["float32", "mixed_float16", "mixed_bfloat16"], "Keras dtype policy."
 )
 flags.DEFINE_bool("torch_reference", True, "Also time a plain PyTorch AlexNet (if installed).")
+flags.DEFINE_bool("torch_compile", False, "Compile the PyTorch AlexNet with torch.compile.")
+flags.DEFINE_string("json", None, "Also write the rounds' figures to this JSON file.")
 
 
 def forward_flop_per_image(model) -> float:
@@ -185,6 +193,7 @@ def main(argv):
     model.compile(
         optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
         loss="sparse_categorical_crossentropy",
+        jit_compile=keras.backend.backend() == "jax",  # as `training.recipe` compiles
     )
     rng = np.random.default_rng(0)
     images = rng.normal(0, 50, (FLAGS.batch_size, 227, 227, 3)).astype("float32")
@@ -203,6 +212,8 @@ def main(argv):
 
             device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
             torch_net = torch_alexnet(classes).to(device)
+            if FLAGS.torch_compile:
+                torch_net = torch.compile(torch_net)
         except ImportError:
             print("PyTorch is not installed: no PyTorch reference.")
 
@@ -224,6 +235,22 @@ def main(argv):
         if reference is not None:
             line += f"; PyTorch AlexNet train {reference:.1f} img/s"
         print(line)
+
+    if FLAGS.json:
+        with open(FLAGS.json, "w") as f:
+            json.dump(
+                {
+                    "device": describe_device(),
+                    "policy": FLAGS.policy,
+                    "batch_size": FLAGS.batch_size,
+                    "forward_flop": forward,
+                    "rounds": [
+                        dict(zip(("matmul", "train", "inference", "torch_train"), r, strict=True))
+                        for r in rows
+                    ],
+                },
+                f,
+            )
 
     def median(values):
         return statistics.median(values)

@@ -227,7 +227,9 @@ class TrainConfig:
         choices=PRECISIONS,
     )
     jit_compile: bool = _setting(
-        False, "Compile the train step with XLA (for GPUs: 3x slower on the CPUs measured)."
+        False,
+        "Compile the train step with XLA on TensorFlow (for GPUs: 3x slower on the CPUs "
+        "measured); on JAX it is always compiled.",
     )
     seed: int = _setting(0, "Seed of weights, data order and augmentation.", minimum=0)
     init: str | None = _setting(

@@ -31,7 +31,7 @@ from keras_alexnet.training.config import (
     SettingsError,
     TrainConfig,
 )
-from keras_alexnet.training.setup import TrainingSetup
+from keras_alexnet.training.setup import TrainingSetup, on_jax
 
 
 def paper_optimizer(
@@ -136,7 +136,8 @@ def compiled_model(
                     k=min(5, classes), name="top5_accuracy"
                 ),
             ],
-            jit_compile=config.jit_compile,
+            # (JAX runs a step that is not compiled op by op: always compiled there.)
+            jit_compile=True if on_jax() else config.jit_compile,
         )
     return model
 
