@@ -73,6 +73,10 @@ def train(
     devices the run uses (see `precision.choose_precision`); the choice and its reason are
     printed and kept in the backup.
 
+    On Keras' JAX backend the same run uses `keras.distribution` (`jax_distribution`: one
+    process or many) and ends with the same export, written by a TensorFlow process
+    (`jax_export`).
+
     `build_model(classes=, init=, dropout_rate=, tower_devices=, lrn=)` builds the network
     (default `AlexNet`); the tests pass a small stand-in with the same input and layer names.
 
