@@ -115,6 +115,7 @@ def make_distribution(
         SettingsError: towers, tower devices, a device JAX does not have, or a multi-worker
             environment that is missing or malformed.
     """
+    _keep_tensorflow_off_the_gpus()
     if strategy == "towers" or tower_devices is not None:
         raise SettingsError(
             f"strategy={strategy!r} with tower_devices={list(tower_devices or [])} places the "
@@ -149,6 +150,15 @@ def make_distribution(
     return JaxDistribution(
         keras.distribution.DataParallel(devices=chosen, auto_shard_dataset=False), tuple(chosen)
     )
+
+
+def _keep_tensorflow_off_the_gpus() -> None:
+    """TensorFlow computes the input pipeline on the CPU: with a TensorFlow GPU build it would
+    otherwise take GPU memory JAX has already reserved."""
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except RuntimeError:  # TensorFlow has already started its devices: left as they are
+        pass
 
 
 def _find_devices(names: Sequence[str]) -> list:
@@ -192,5 +202,12 @@ def _initialize_processes() -> tuple[int, int]:
             f"{ADDRESSES} must start with the coordinator's host:port (process 0's); "
             f"received {os.environ[ADDRESSES]!r}."
         )
-    keras.distribution.initialize(address, count, index)
+    try:
+        keras.distribution.initialize(address, count, index)
+    except (RuntimeError, ValueError) as error:  # (JAX's XlaRuntimeError is a RuntimeError)
+        reason = " ".join(str(error).split())[:300]
+        raise SettingsError(
+            f"process {index} of {count} could not join the run through the coordinator at "
+            f"{address}: {reason}"
+        ) from None
     return jax.process_count(), jax.process_index()

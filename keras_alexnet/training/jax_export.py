@@ -61,7 +61,8 @@ def export_run(model_dir: str, export_dir: str, mean_rgb, policy: str, verbose: 
         }
         with open(os.path.join(folder, "request.json"), "w") as f:
             json.dump(request, f)
-        environment = dict(os.environ, KERAS_BACKEND="tensorflow")
+        # (On the CPU: the JAX process holds the GPUs' memory; two probe images are quick.)
+        environment = dict(os.environ, KERAS_BACKEND="tensorflow", CUDA_VISIBLE_DEVICES="-1")
         done = subprocess.run(
             [sys.executable, "-m", "keras_alexnet.training.jax_export", folder],
             env=environment,

@@ -25,7 +25,6 @@ from keras_alexnet.training.strategies import (
     replica_devices,
 )
 
-
 # Kept, behind this warning (docs/design.md, "Several machines").
 MULTI_WORKER_WARNING = (
     "strategy=multi_worker on TensorFlow is MultiWorkerMirroredStrategy, which Keras 3 does not "
