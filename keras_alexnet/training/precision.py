@@ -158,13 +158,13 @@ def _cpu_choice(
 def _xla_cpu_choice(requested: str, cpu: machine.CpuInfo) -> PrecisionChoice:
     """On JAX's CPU backend bfloat16 is no faster whatever the CPU: XLA's CPU compiler does
     not use the bfloat16 instructions for convolutions (on Zen 4, with AVX512_BF16, a
-    training step ran at 0.8x float32's speed: docs/results.md)."""
+    training step ran at 0.86x float32's speed: docs/results.md)."""
     hardware = f"{cpu.model}: {cpu.isa_summary()}"
     why = "XLA's CPU compiler (JAX) computes bfloat16 no faster than float32"
     if requested == "auto":
         return PrecisionChoice(requested, "float32", f"{why}, on any CPU ({hardware})")
     warning = (
-        f"mixed_bfloat16 on JAX's CPU backend: {why} (0.8x of float32's speed measured on a "
+        f"mixed_bfloat16 on JAX's CPU backend: {why} (0.86x of float32's speed measured on a "
         "CPU with AVX512_BF16). Use --mixed_precision=auto (float32) unless you are testing "
         "the policy."
     )
