@@ -35,6 +35,8 @@ COMMANDS = (
 )
 # What a command needs beyond the model-only install (README, "Install").
 _FULL_INSTALL = 'pip install "keras_alexnet[tensorflow]"'
+# What KERAS_BACKEND=jax needs beyond it (training on JAX: docs/training.md).
+_JAX_INSTALL = 'pip install "keras_alexnet[tensorflow,jax]"'
 
 
 def launch(command: str, argv: list[str] | None = None) -> int:
@@ -49,11 +51,12 @@ def launch(command: str, argv: list[str] | None = None) -> int:
                 tensorflow.config.list_physical_devices()  # the CUDA probe and its lines, now
     except ModuleNotFoundError as error:
         missing = (error.name or "").split(".")[0]
-        if missing not in ("tensorflow", "tensorflow_datasets", "tensorflow_serving"):
+        if missing not in ("tensorflow", "tensorflow_datasets", "tensorflow_serving", "jax"):
             raise
+        install = _JAX_INSTALL if missing == "jax" else _FULL_INSTALL
         print(
             f"ERROR: alexnet-{command.replace('_', '-')} needs {missing}, which is not "
-            f"installed (a model-only install): {_FULL_INSTALL}",
+            f"installed{'' if missing == 'jax' else ' (a model-only install)'}: {install}",
             file=sys.stderr,
         )
         return 1
