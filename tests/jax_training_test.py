@@ -197,7 +197,18 @@ try:
     make_distribution("mirrored")
 except SettingsError as error:
     print("REFUSED", error)
-del os.environ["KERAS_DISTRIBUTION_NUM_PROCESSES"]
+import socket
+taken = socket.socket(socket.AF_INET6)
+taken.bind(("::", 0))
+taken.listen()
+os.environ["KERAS_DISTRIBUTION_JOB_ADDRESSES"] = f"127.0.0.1:{taken.getsockname()[1]}"
+os.environ["KERAS_DISTRIBUTION_PROCESS_ID"] = "0"
+try:
+    make_distribution("multi_worker")
+except SettingsError as error:
+    print("REFUSED", error)
+for name in ("NUM_PROCESSES", "JOB_ADDRESSES", "PROCESS_ID"):
+    del os.environ["KERAS_DISTRIBUTION_" + name]
 print("devices", make_distribution("mirrored").device_names())
 print("one device", make_distribution("one_device", devices=("cpu:1",)).device_names())
 
@@ -229,19 +240,20 @@ def test_data_parallel_on_two_logical_cpus_and_what_jax_refuses(folder, tmp_path
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     refused = [line for line in result.stdout.splitlines() if line.startswith("REFUSED")]
     assert "ACCEPTED" not in result.stdout
-    assert len(refused) == 7, result.stdout
+    assert len(refused) == 8, result.stdout
     assert "only the TensorFlow backend honours" in refused[0]
     assert "only the TensorFlow backend honours" in refused[1]
     assert "'gpu:3', a device JAX does not have here; it has ['cpu:0', 'cpu:1']" in refused[2]
     assert "missing: KERAS_DISTRIBUTION_JOB_ADDRESSES" in refused[3]
     assert "Use strategy=multi_worker" in refused[4]
+    assert "cannot be taken on this machine (Address already in use)" in refused[5]
     assert "devices ['CPU:0', 'CPU:1']" in result.stdout
     assert "one device ['CPU:1']" in result.stdout
     assert f"exported {tmp_path / 'export' / '1'}" in result.stdout
-    assert "differ from the JAX model's by up to" in refused[5]
-    assert "no version was written" in refused[5]
+    assert "differ from the JAX model's by up to" in refused[6]
+    assert "no version was written" in refused[6]
     assert "versions ['1']" in result.stdout
-    assert "The SavedModel export runs on Keras' TensorFlow backend" in refused[6]
+    assert "The SavedModel export runs on Keras' TensorFlow backend" in refused[7]
 
 
 def test_training_on_torch_is_one_line(folder, tmp_path):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import socket
 from collections.abc import Callable, Sequence
 
 import jax
@@ -152,6 +153,20 @@ def make_distribution(
     )
 
 
+def _check_port_free(port: int, address: str) -> None:
+    """Process 0 serves the coordinator on `port` of every interface: a port already taken
+    crashes JAX's server natively (a segmentation fault, seen), so it is checked first."""
+    try:
+        with socket.socket(socket.AF_INET6 if socket.has_ipv6 else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds
+            probe.bind(("::" if socket.has_ipv6 else "", port))
+    except OSError as error:
+        raise SettingsError(
+            f"process 0 serves the coordinator at {address}, but port {port} cannot be taken "
+            f"on this machine ({error.strerror or error}). Give {ADDRESSES} a free port."
+        ) from None
+
+
 def _keep_tensorflow_off_the_gpus() -> None:
     """TensorFlow computes the input pipeline on the CPU: with a TensorFlow GPU build it would
     otherwise take GPU memory JAX has already reserved."""
@@ -202,6 +217,8 @@ def _initialize_processes() -> tuple[int, int]:
             f"{ADDRESSES} must start with the coordinator's host:port (process 0's); "
             f"received {os.environ[ADDRESSES]!r}."
         )
+    if index == 0:
+        _check_port_free(int(port), address)
     try:
         keras.distribution.initialize(address, count, index)
     except (RuntimeError, ValueError) as error:  # (JAX's XlaRuntimeError is a RuntimeError)
