@@ -84,14 +84,19 @@ import sys
 from keras_alexnet.training import train
 from keras_alexnet.training.config import TrainConfig
 from tests.stand_in import small_alexnet
+from keras_alexnet.cli import report_errors
 folder, tmp = sys.argv[1:]
-result = train(
-    TrainConfig(dataset="image_folder", image_dir=folder, model_dir=tmp + "/run",
-                export_dir=tmp + "/export", epochs=2, steps_per_epoch=3, batch_size=2,
-                strategy="multi_worker", mixed_precision="none", init="he", verbose=2),
-    build_model=lambda **kw: small_alexnet(**kw),
-)
-print("exported", result.export_path)
+config = TrainConfig(dataset="image_folder", image_dir=folder, model_dir=tmp + "/run",
+                     export_dir=tmp + "/export", epochs=3, steps_per_epoch=8, batch_size=2,
+                     strategy="multi_worker", mixed_precision="none", init="he", verbose=2)
+
+
+def run():  # as alexnet-train runs it: SIGTERM's stop exits 143
+    result = train(config, build_model=lambda **kw: small_alexnet(**kw))
+    print("exported", result.export_path)
+
+
+sys.exit(report_errors(run))
 """
 
 
@@ -122,30 +127,52 @@ def _start_two(folder, tmp_path):
     return processes
 
 
-@pytest.mark.slow
-def test_two_processes_on_localhost_train_one_run_killed_and_resumed(folder, tmp_path):
-    """Two JAX processes (one CPU device each) train one run through keras.distribution:
-    both are killed once epoch 2 begins, both restarted resume from the one backup, and the
-    run ends with one best model and one export, written by process 0; both saw the same
-    (global) history."""
-    first = _start_two(folder, tmp_path)
-    for line in first[0].stdout:
-        if "Epoch 2/" in line:
+def _when_process_0_prints(processes, text, act):
+    """Reads process 0's output until `text`, then `act(processes)`; returns both outputs."""
+    seen = []
+    for line in processes[0].stdout:
+        seen.append(line)
+        if text in line:
             break
-    for process in first:
-        process.kill()
-        process.communicate(timeout=60)
-    state = _state(tmp_path / "run")
-    assert (state["epoch"], state["step"]) in ((1, 0), (2, 0))
+    act(processes)
+    outputs = [process.communicate(timeout=600)[0] for process in processes]
+    return ["".join(seen) + outputs[0], outputs[1]]
+
+
+@pytest.mark.slow
+def test_two_processes_on_localhost_train_one_run_killed_stopped_and_resumed(folder, tmp_path):
+    """Two JAX processes (one CPU device each) train one run through keras.distribution.
+    Both are killed (SIGKILL) once epoch 2 begins; restarted, they resume from the one
+    backup; SIGTERM to process 1 alone in epoch 3 stops both after the same step (process 0
+    saves the backup); restarted again, the run ends with one best model and one export,
+    written by process 0, and both processes saw the same (global) history."""
+
+    def kill(processes):
+        for process in processes:
+            process.kill()
+
+    _when_process_0_prints(_start_two(folder, tmp_path), "Epoch 2/", kill)
+    killed = _state(tmp_path / "run")
+    assert (killed["epoch"], killed["step"]) in ((1, 0), (2, 0))
+    assert not os.path.exists(tmp_path / "export")
+
+    def terminate_process_1(processes):
+        processes[1].send_signal(signal.SIGTERM)
+
+    second = _start_two(folder, tmp_path)
+    outputs = _when_process_0_prints(second, "Epoch 3/", terminate_process_1)
+    assert [process.returncode for process in second] == [143, 143], outputs[0][-3000:]
+    assert "Stopped by SIGTERM" in outputs[0] and "Stopped by SIGTERM" in outputs[1]
+    assert "Resuming" in outputs[0] and "Resuming" in outputs[1]
+    stopped = _state(tmp_path / "run")
+    assert stopped["epoch"] == 2 and stopped["step"] >= 1 or stopped["epoch"] == 3
     assert not os.path.exists(tmp_path / "export")
 
     scratch_before = _worker_scratch(tmp_path / "tmp1")
-    second = _start_two(folder, tmp_path)
-    outputs = [process.communicate(timeout=600)[0] for process in second]
-    for process, output in zip(second, outputs, strict=True):
+    third = _start_two(folder, tmp_path)
+    outputs = [process.communicate(timeout=600)[0] for process in third]
+    for process, output in zip(third, outputs, strict=True):
         assert process.returncode == 0, output[-3000:]
-    if state["epoch"] == 1:
-        assert "Resuming" in outputs[0] and "Resuming" in outputs[1]
     assert f"exported {tmp_path / 'export' / '1'}" in outputs[0]
     assert "exported None" in outputs[1]
     assert 0 <= _checked_difference(outputs[0]) <= 1e-5
@@ -158,8 +185,7 @@ def test_two_processes_on_localhost_train_one_run_killed_and_resumed(folder, tmp
         "stats.json",
         "training_log.csv",
     ]
-    rows = _history(tmp_path / "run")
-    assert [row["epoch"] for row in rows] == ["1", "2"]
+    assert [row["epoch"] for row in _history(tmp_path / "run")] == ["1", "2", "3"]
     epoch_lines = [[line for line in o.splitlines() if "val_loss" in line] for o in outputs]
     assert epoch_lines[0] == epoch_lines[1] and epoch_lines[0]  # the global metrics
     # Process 1 removed the scratch directory it wrote in (the killed one's stays).

@@ -17,6 +17,7 @@ import math
 import os
 import signal
 import threading
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -220,7 +221,9 @@ class Backup(keras.callbacks.Callback):
     `start` is the state this run starts from (its settings and history; None for a new
     run), `first_step` the steps already done in the epoch the run starts in. On SIGTERM
     (`request_stop`) it saves at the end of the current step and raises
-    `TrainingInterrupted`.
+    `TrainingInterrupted`. `any_process(flag)` says whether any process of the run asked
+    to stop; every process calls it at every step's and epoch's end (a JAX multi-process
+    run: all of them stop after the same step, whichever got the signal).
     """
 
     def __init__(
@@ -229,8 +232,10 @@ class Backup(keras.callbacks.Callback):
         stateful: dict,
         start: backup_lib.BackupState,
         first_step: int = 0,
+        any_process: Callable[[bool], bool] = bool,
     ):
         super().__init__()
+        self.any_process = any_process
         self.write_dir = write_dir  # the backup directory (a scratch one on other workers)
         self.stateful = stateful
         self.start = start
@@ -249,7 +254,7 @@ class Backup(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         steps = (self.params or {}).get("steps") or math.inf  # this fit call's epoch
         last_of_epoch = batch + 1 >= steps
-        if self.stop_requested and not last_of_epoch:
+        if self.any_process(self.stop_requested) and not last_of_epoch:
             # (After the epoch's last step, `on_epoch_end` validates, saves and stops: a
             # backup "at step <last>" would resume into an epoch with no steps left.)
             step = self.step_offset + batch + 1
@@ -265,7 +270,7 @@ class Backup(keras.callbacks.Callback):
         )
         self.step_offset = 0
         self.save(epoch + 1, 0)
-        if self.stop_requested:
+        if self.any_process(self.stop_requested):
             raise TrainingInterrupted(
                 f"Stopped by SIGTERM after epoch {epoch + 1}; saved a backup in "
                 f"{self.write_dir}. Run the same command to resume."
@@ -404,9 +409,11 @@ def make_callbacks(
     workspace: Workspace,
     steps_per_epoch: int,
     first_step: int,
+    any_process: Callable[[bool], bool] = bool,
 ) -> TrainingCallbacks:
     """The run's callbacks, attached to `model`, with the counters of the backup it resumes
-    (`workspace.resumed`); `first_step` is the steps already done in the epoch it starts in."""
+    (`workspace.resumed`); `first_step` is the steps already done in the epoch it starts in;
+    `any_process` is `Backup`'s."""
     resumed = workspace.resumed
     if config.lr_schedule == "plateau":
         plateau = PlateauSchedule(
@@ -429,7 +436,7 @@ def make_callbacks(
     stateful["best"] = best
     start = backup_lib.first_state(resumed, workspace.settings, workspace.adjustable)
     backup_dir = workspace.path(backup_lib.BACKUP_DIR)
-    backup = Backup(backup_dir, stateful, start, first_step)
+    backup = Backup(backup_dir, stateful, start, first_step, any_process)
     for callback in (learning_rate, best, backup):
         callback.set_model(model)
     if resumed:

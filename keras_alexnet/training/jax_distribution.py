@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 
 import jax
 import keras
+import numpy as np
 import tensorflow as tf
 from jax.experimental import multihost_utils
 
@@ -82,6 +83,12 @@ class JaxDistribution:
         if self.distribution is None:
             return contextlib.nullcontext()
         return self.distribution.scope()
+
+    def any_process(self, flag: bool) -> bool:
+        """Whether `flag` is set in any process of the run (every process must call it)."""
+        if self.process_count == 1:
+            return bool(flag)
+        return bool(np.max(multihost_utils.process_allgather(np.int32(flag))))
 
     def wait_for_all(self, name: str) -> None:
         """Returns when every process of the run has called it with the same `name`."""

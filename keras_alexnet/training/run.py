@@ -95,7 +95,14 @@ def train(
                     model = compiled_model(
                         setup, build_model, start_from_weights=workspace.resumed is None
                     )
-                    callbacks = make_callbacks(config, model, workspace, setup.steps, action.step)
+                    callbacks = make_callbacks(
+                        config,
+                        model,
+                        workspace,
+                        setup.steps,
+                        action.step,
+                        setup.distribution.any_process if on_jax() else bool,
+                    )
                     inputs = TrainingInputs(setup)
                     ended = action.ended
                     if action.kind == TRAIN:
