@@ -43,6 +43,7 @@ def export_trained_model(
         ValueError: one line: the model cannot be loaded, is already an export, or nothing
             names its classes (give a class names file); or a bad `also` or `version`.
     """
+    _check_backend()
     try:
         also = portable_export.check_formats(also)
     except ValueError as error:
@@ -103,12 +104,7 @@ def export_saved_model(
     Example:
         export_saved_model(model, "saved_models/alexnet", source.class_names)
     """
-    if keras.backend.backend() != "tensorflow":
-        raise ValueError(
-            "The SavedModel export runs on Keras' TensorFlow backend; KERAS_BACKEND is "
-            f"{keras.backend.backend()!r}. Run the export with KERAS_BACKEND=tensorflow (a model "
-            "saved as .keras on any backend exports there)."
-        )
+    _check_backend()
     also = portable_export.check_exportable(model, also)
     trained_model.check_classifier(model, f"The model {model.name!r}")
     _check_export_dir(export_dir)
@@ -166,6 +162,16 @@ def export_saved_model(
             f"The disk filled up while writing the export into {export_dir}: free space and "
             "export again (no version was written; TF Serving saw nothing)."
         ) from None
+
+
+def _check_backend() -> None:
+    """The signatures are TensorFlow graphs around the model: Keras must run on TensorFlow."""
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            "The SavedModel export runs on Keras' TensorFlow backend; KERAS_BACKEND is "
+            f"{keras.backend.backend()!r}. Run the export with KERAS_BACKEND=tensorflow (a model "
+            "saved as .keras on any backend exports there)."
+        )
 
 
 def _check_export_dir(export_dir: str) -> None:
