@@ -233,6 +233,13 @@ try:
     make_distribution("multi_worker")
 except SettingsError as error:
     print("REFUSED", error)
+for address, index in (("127.0.0.1:1234", "2"), ("localhost", "1")):
+    os.environ["KERAS_DISTRIBUTION_JOB_ADDRESSES"] = address
+    os.environ["KERAS_DISTRIBUTION_PROCESS_ID"] = index
+    try:
+        make_distribution("multi_worker")
+    except SettingsError as error:
+        print("REFUSED", error)
 for name in ("NUM_PROCESSES", "JOB_ADDRESSES", "PROCESS_ID"):
     del os.environ["KERAS_DISTRIBUTION_" + name]
 print("devices", make_distribution("mirrored").device_names())
@@ -266,20 +273,22 @@ def test_data_parallel_on_two_logical_cpus_and_what_jax_refuses(folder, tmp_path
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     refused = [line for line in result.stdout.splitlines() if line.startswith("REFUSED")]
     assert "ACCEPTED" not in result.stdout
-    assert len(refused) == 8, result.stdout
+    assert len(refused) == 10, result.stdout
     assert "only the TensorFlow backend honours" in refused[0]
     assert "only the TensorFlow backend honours" in refused[1]
     assert "'gpu:3', a device JAX does not have here; it has ['cpu:0', 'cpu:1']" in refused[2]
     assert "missing: KERAS_DISTRIBUTION_JOB_ADDRESSES" in refused[3]
     assert "Use strategy=multi_worker" in refused[4]
     assert "cannot be taken on this machine (Address already in use)" in refused[5]
+    assert "an index below it; received '2' and '2'" in refused[6]
+    assert "must start with the coordinator's host:port" in refused[7]
     assert "devices ['CPU:0', 'CPU:1']" in result.stdout
     assert "one device ['CPU:1']" in result.stdout
     assert f"exported {tmp_path / 'export' / '1'}" in result.stdout
-    assert "differ from the JAX model's by up to" in refused[6]
-    assert "no version was written" in refused[6]
+    assert "differ from the JAX model's by up to" in refused[8]
+    assert "no version was written" in refused[8]
     assert "versions ['1']" in result.stdout
-    assert "The SavedModel export runs on Keras' TensorFlow backend" in refused[7]
+    assert "The SavedModel export runs on Keras' TensorFlow backend" in refused[9]
 
 
 def test_training_on_torch_is_one_line(folder, tmp_path):
