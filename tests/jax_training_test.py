@@ -240,6 +240,15 @@ for address, index in (("127.0.0.1:1234", "2"), ("localhost", "1")):
         make_distribution("multi_worker")
     except SettingsError as error:
         print("REFUSED", error)
+from keras_alexnet.training import jax_distribution
+jax_distribution.COORDINATOR_WAIT_S = 2
+nobody = socket.socket()
+nobody.bind(("127.0.0.1", 0))  # bound, not listening: a port with no coordinator
+os.environ["KERAS_DISTRIBUTION_JOB_ADDRESSES"] = f"127.0.0.1:{nobody.getsockname()[1]}"
+try:
+    make_distribution("multi_worker")
+except SettingsError as error:
+    print("REFUSED", error)
 for name in ("NUM_PROCESSES", "JOB_ADDRESSES", "PROCESS_ID"):
     del os.environ["KERAS_DISTRIBUTION_" + name]
 print("devices", make_distribution("mirrored").device_names())
@@ -273,7 +282,7 @@ def test_data_parallel_on_two_logical_cpus_and_what_jax_refuses(folder, tmp_path
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     refused = [line for line in result.stdout.splitlines() if line.startswith("REFUSED")]
     assert "ACCEPTED" not in result.stdout
-    assert len(refused) == 10, result.stdout
+    assert len(refused) == 11, result.stdout
     assert "only the TensorFlow backend honours" in refused[0]
     assert "only the TensorFlow backend honours" in refused[1]
     assert "'gpu:3', a device JAX does not have here; it has ['cpu:0', 'cpu:1']" in refused[2]
@@ -282,13 +291,16 @@ def test_data_parallel_on_two_logical_cpus_and_what_jax_refuses(folder, tmp_path
     assert "cannot be taken on this machine (Address already in use)" in refused[5]
     assert "an index below it; received '2' and '2'" in refused[6]
     assert "must start with the coordinator's host:port" in refused[7]
+    assert "process 1 found no coordinator at 127.0.0.1:" in refused[8]
+    assert "in 2 s (Connection refused): start process 0" in refused[8]
+    assert "Waiting for the coordinator at 127.0.0.1:" in result.stdout
     assert "devices ['CPU:0', 'CPU:1']" in result.stdout
     assert "one device ['CPU:1']" in result.stdout
     assert f"exported {tmp_path / 'export' / '1'}" in result.stdout
-    assert "differ from the JAX model's by up to" in refused[8]
-    assert "no version was written" in refused[8]
+    assert "differ from the JAX model's by up to" in refused[9]
+    assert "no version was written" in refused[9]
     assert "versions ['1']" in result.stdout
-    assert "The SavedModel export runs on Keras' TensorFlow backend" in refused[9]
+    assert "The SavedModel export runs on Keras' TensorFlow backend" in refused[10]
 
 
 def test_training_on_torch_is_one_line(folder, tmp_path):

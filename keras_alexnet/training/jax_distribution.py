@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import os
 import socket
+import time
 from collections.abc import Callable, Sequence
 
 import jax
@@ -39,6 +40,9 @@ ADDRESSES, PROCESSES, PROCESS_ID = (
     "KERAS_DISTRIBUTION_PROCESS_ID",
 )
 ENVIRONMENT = (ADDRESSES, PROCESSES, PROCESS_ID)
+# How long a process other than 0 waits for the coordinator to listen before giving up in one
+# line: as long as JAX waits for its registration.
+COORDINATOR_WAIT_S = 300
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,6 +178,29 @@ def _check_port_free(port: int, address: str) -> None:
         ) from None
 
 
+def _wait_for_coordinator(host: str, port: int, address: str, index: int) -> None:
+    """Returns once the coordinator accepts connections; after `COORDINATOR_WAIT_S` without
+    it, one line (JAX itself aborts natively after 5 minutes, seen)."""
+    deadline = time.monotonic() + COORDINATOR_WAIT_S
+    announced = False
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=5).close()
+            return
+        except OSError as error:
+            reason = error.strerror or str(error)
+        if time.monotonic() >= deadline:
+            raise SettingsError(
+                f"process {index} found no coordinator at {address} in {COORDINATOR_WAIT_S} s "
+                f"({reason}): start process 0 of the run there ({PROCESS_ID}=0), or correct "
+                f"{ADDRESSES}."
+            )
+        if not announced:
+            print(f"Waiting for the coordinator at {address} (process 0 of the run) ...")
+            announced = True
+        time.sleep(1)
+
+
 def _keep_tensorflow_off_the_gpus() -> None:
     """TensorFlow computes the input pipeline on the CPU: with a TensorFlow GPU build it would
     otherwise take GPU memory JAX has already reserved."""
@@ -226,6 +253,8 @@ def _initialize_processes() -> tuple[int, int]:
         )
     if index == 0:
         _check_port_free(int(port), address)
+    else:
+        _wait_for_coordinator(host.strip("[]"), int(port), address, index)
     try:
         keras.distribution.initialize(address, count, index)
     except (RuntimeError, ValueError) as error:  # (JAX's XlaRuntimeError is a RuntimeError)
